@@ -1,0 +1,74 @@
+//! Flag groups shared by several commands, each flag defined and documented
+//! once here.
+
+use acgbulk::sheet::SheetOptions;
+use acgbulk::validate::RuleOptions;
+
+/// How to read a sheet and which rules to apply to it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SheetArgs {
+    /// CSV delimiter: `,`, `;` or `tab` [default: detected from the heading line]
+    #[arg(long, value_parser = acgbulk::csvconf::parse_delimiter, help_heading = "Reading")]
+    pub delimiter: Option<u8>,
+
+    /// Spreadsheet sheet to read, by name or 1-based position [default: the first]
+    #[arg(long, value_name = "NAME|INDEX", help_heading = "Reading")]
+    pub sheet: Option<String>,
+
+    /// Skip columns whose heading is unknown, instead of refusing the sheet
+    #[arg(long, help_heading = "Reading")]
+    pub ignore_unknown_columns: bool,
+
+    /// Account for rows that have none: when the sheet has no accountName
+    /// column, or for its empty cells
+    #[arg(long, value_name = "NAME", help_heading = "Reading")]
+    pub account: Option<String>,
+
+    /// Rewrite numbers written with spaces, dashes, dots or brackets, or
+    /// with 00 for +; each rewrite is reported as a NORMALIZED warning
+    #[arg(long, help_heading = "Validation")]
+    pub normalize: bool,
+
+    /// With --normalize: the country (ISO 3166, e.g. GB) of numbers written
+    /// in national format
+    #[arg(long, value_name = "CC", requires = "normalize", value_parser = country, help_heading = "Validation")]
+    pub default_country: Option<String>,
+
+    /// Make NUMBER_NOT_VALID (metadata says the number is not valid) an
+    /// error instead of a warning
+    #[arg(long, help_heading = "Validation")]
+    pub strict: bool,
+
+    /// The largest range of numbers one row may expand to
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100_000,
+        help_heading = "Validation"
+    )]
+    pub max_range: u64,
+}
+
+fn country(text: &str) -> Result<String, String> {
+    acgbulk::phone::normalize::parse_country(text).map(|id| id.as_ref().to_owned())
+}
+
+impl SheetArgs {
+    pub fn sheet_options(&self) -> SheetOptions {
+        SheetOptions {
+            delimiter: self.delimiter,
+            sheet: self.sheet.clone(),
+            ignore_unknown_columns: self.ignore_unknown_columns,
+        }
+    }
+
+    pub fn rule_options(&self) -> RuleOptions {
+        RuleOptions {
+            strict: self.strict,
+            normalize: self.normalize,
+            default_country: self.default_country.clone(),
+            max_range: self.max_range,
+            account: self.account.clone(),
+        }
+    }
+}

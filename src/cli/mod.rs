@@ -1,0 +1,66 @@
+//! The command line: one module per subcommand, each opening with its usage
+//! text. This layer parses flags, wires the library together, draws
+//! progress and prints summaries; errors become messages and exit codes
+//! here and nowhere else.
+
+mod args;
+mod sample;
+mod ui;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit codes, the same for every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything done.
+    Done = 0,
+    /// Some rows failed or were invalid.
+    RowsFailed = 1,
+    /// Usage, input or configuration error.
+    Fatal = 2,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "acgbulk",
+    version,
+    about = "Bulk provisioning of phone numbers into Azure Communications Gateway",
+    long_about = "Bulk provisioning of phone numbers into Azure Communications Gateway through its \
+Provisioning API: validate sheets offline, import and delete at the rate limit with exact resume, \
+export and reconcile, and run a local emulator of the API.\n\n\
+Exit codes: 0 all done, 1 some rows failed or were invalid, 2 usage, input or configuration \
+error, 3 the run stopped early (resumable)."
+)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG
+    /// takes precedence.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Validate(validate::Args),
+    Sample(sample::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ui::init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Sample(args) => sample::run(args),
+    };
+    match result {
+        Ok(status) => ExitCode::from(status as u8),
+        Err(error) => {
+            ui::print_error(&error);
+            ExitCode::from(Status::Fatal as u8)
+        }
+    }
+}

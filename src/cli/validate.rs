@@ -1,0 +1,144 @@
+//! `acgbulk validate`: check a sheet offline and report each bad row.
+//!
+//! ```text
+//! acgbulk validate INPUT [--report FILE] [--json] [--strict] [--normalize
+//!                  [--default-country CC]] [--account NAME] [--sheet NAME|INDEX]
+//!                  [--delimiter D] [--ignore-unknown-columns] [--max-range N]
+//! ```
+//!
+//! Writes one report line per finding (`row,telephoneNumber,severity,code,
+//! column,message`) and prints a summary. Exit 0 when no row is invalid,
+//! 1 when some are, 2 when the sheet cannot be read.
+
+use super::args::SheetArgs;
+use super::ui;
+use super::Status;
+use acgbulk::validate::pipeline::Summary;
+use acgbulk::validate::{self, Finding};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// Check a sheet of numbers offline and report every bad row
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The sheet: CSV (`-` for standard input), .xlsx, .xlsm, .xlsb, .xls or .ods
+    pub input: PathBuf,
+
+    /// Where to write the report (`-` for standard output)
+    /// [default: INPUT's name with .report.csv, beside it]
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Print the summary as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub sheet: SheetArgs,
+}
+
+/// `numbers.csv` -> `numbers.report.csv`; standard input -> `stdin.report.csv`.
+pub fn default_report(input: &Path) -> PathBuf {
+    if input == Path::new("-") {
+        return PathBuf::from("stdin.report.csv");
+    }
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    input.with_file_name(format!("{stem}.report.csv"))
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    let report = args
+        .report
+        .clone()
+        .unwrap_or_else(|| default_report(&args.input));
+    let bar = ui::bar(None, "rows");
+    let outcome = validate::validate_file(
+        &args.input,
+        &args.sheet.sheet_options(),
+        &args.sheet.rule_options(),
+        &report,
+        &mut |rows| bar.set_position(rows),
+    );
+    bar.finish_and_clear();
+    let (validated, first) =
+        outcome.with_context(|| format!("cannot validate {}", args.input.display()))?;
+    let summary = &validated.summary;
+    if args.json {
+        ui::print_json(&JsonSummary {
+            summary,
+            report: report.display().to_string(),
+            top_errors: summary
+                .top_errors()
+                .into_iter()
+                .map(|(code, count)| TopError {
+                    code: code.as_str(),
+                    count,
+                })
+                .collect(),
+        })?;
+    } else {
+        print_summary(summary, &report, &first);
+    }
+    Ok(if summary.invalid > 0 {
+        Status::RowsFailed
+    } else {
+        Status::Done
+    })
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSummary<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    report: String,
+    top_errors: Vec<TopError>,
+}
+
+#[derive(serde::Serialize)]
+struct TopError {
+    code: &'static str,
+    count: u64,
+}
+
+/// The one-screen summary on stderr.
+pub fn print_summary(summary: &Summary, report: &Path, first: &[Finding]) {
+    let t = ui::thousands;
+    eprintln!(
+        "{}: {} rows, {} numbers after ranges: {} valid, {} invalid, {} warnings",
+        summary.file,
+        t(summary.rows),
+        t(summary.numbers),
+        t(summary.valid),
+        t(summary.invalid),
+        t(summary.warnings),
+    );
+    let top = summary.top_errors();
+    if !top.is_empty() {
+        let list: Vec<String> = top
+            .iter()
+            .take(6)
+            .map(|(c, n)| format!("{c} {}", t(*n)))
+            .collect();
+        eprintln!("top errors: {}", list.join(", "));
+    }
+    if !first.is_empty() {
+        for f in first {
+            eprintln!(
+                "  row {:>6}  {:<8} {:<22} {}",
+                f.row,
+                f.severity.as_str(),
+                f.code.as_str(),
+                f.message
+            );
+        }
+        let total: u64 = summary.errors_by_code.values().sum::<u64>() + summary.warnings;
+        if total > first.len() as u64 {
+            eprintln!("  ... {} more", t(total - first.len() as u64));
+        }
+    }
+    eprintln!("report: {}", report.display());
+}

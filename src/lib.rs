@@ -1,0 +1,13 @@
+//! acgbulk: bulk provisioning of phone numbers into Azure Communications
+//! Gateway through its Provisioning API.
+//!
+//! The modules follow the data's path: [`sheet`] reads number sheets,
+//! [`validate`] checks them offline (with [`phone`] for the numbers
+//! themselves), and the API resources are the serde types of [`model`].
+
+pub mod csvconf;
+pub mod model;
+pub mod phone;
+pub mod sample;
+pub mod sheet;
+pub mod validate;

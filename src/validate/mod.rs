@@ -1,0 +1,1092 @@
+//! Offline validation of sheet rows: every rule of the sheet format, each
+//! with a code, checked before anything touches the API.
+//!
+//! [`RowRules::check`] turns one [`RawRow`] into a [`RowCheck`]: the numbers
+//! the row stands for (one, or an expanded range), its account, and its
+//! findings. [`pipeline`] runs it over a whole sheet on every core and adds
+//! what needs the whole sheet (duplicates).
+
+pub mod pipeline;
+pub mod report;
+
+use std::path::Path;
+
+use crate::model::{AssignmentStatus, Capability, Usage};
+use crate::phone::normalize::{normalize, NormalizeError};
+use crate::phone::{is_known_region, is_north_american_toll_free, PhoneRules, Verdict};
+use crate::sheet::{column_letters, CellNote, Column, HeaderMap, RawRow, Teams, TeamsField};
+use serde::Serialize;
+use std::fmt;
+
+/// What a finding is about; the report's `code` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    E164Format,
+    CountryCodeUnknown,
+    NumberLength,
+    NumberNotValid,
+    AccountName,
+    NoService,
+    Usage,
+    Capability,
+    AdditionalUsage,
+    AddressRequired,
+    DisplayedCountryCode,
+    SipHeader,
+    Boolean,
+    AssignmentStatus,
+    Duplicate,
+    Range,
+    Normalized,
+    /// A spreadsheet number cell that lost its `+` (warning).
+    NumericCell,
+    /// A spreadsheet error cell such as `#N/A`.
+    CellError,
+    /// Cells beyond the last heading.
+    ExtraCells,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::E164Format => "E164_FORMAT",
+            Code::CountryCodeUnknown => "COUNTRY_CODE_UNKNOWN",
+            Code::NumberLength => "NUMBER_LENGTH",
+            Code::NumberNotValid => "NUMBER_NOT_VALID",
+            Code::AccountName => "ACCOUNT_NAME",
+            Code::NoService => "NO_SERVICE",
+            Code::Usage => "USAGE",
+            Code::Capability => "CAPABILITY",
+            Code::AdditionalUsage => "ADDITIONAL_USAGE",
+            Code::AddressRequired => "ADDRESS_REQUIRED",
+            Code::DisplayedCountryCode => "DISPLAYED_COUNTRY_CODE",
+            Code::SipHeader => "SIP_HEADER",
+            Code::Boolean => "BOOLEAN",
+            Code::AssignmentStatus => "ASSIGNMENT_STATUS",
+            Code::Duplicate => "DUPLICATE",
+            Code::Range => "RANGE",
+            Code::Normalized => "NORMALIZED",
+            Code::NumericCell => "NUMERIC_CELL",
+            Code::CellError => "CELL_ERROR",
+            Code::ExtraCells => "EXTRA_CELLS",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One line of the validation report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub row: u64,
+    #[serde(rename = "telephoneNumber")]
+    pub telephone_number: String,
+    pub severity: Severity,
+    pub code: Code,
+    pub column: String,
+    pub message: String,
+}
+
+/// Options that change what the rules accept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuleOptions {
+    /// `NUMBER_NOT_VALID` is an error rather than a warning.
+    pub strict: bool,
+    /// Rewrite numbers written with separators or `00`.
+    pub normalize: bool,
+    /// Country for national numbers under `normalize` (ISO 3166 alpha-2).
+    pub default_country: Option<String>,
+    /// The largest range a row may expand to.
+    pub max_range: u64,
+    /// Account for rows whose sheet has no `accountName` (or an empty cell).
+    pub account: Option<String>,
+}
+
+impl Default for RuleOptions {
+    fn default() -> Self {
+        RuleOptions {
+            strict: false,
+            normalize: false,
+            default_country: None,
+            max_range: 100_000,
+            account: None,
+        }
+    }
+}
+
+/// The numbers a row stands for. Numbers are kept as their digits after the
+/// `+` (E.164 has at most 15, so they fit a `u64` and never start with 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Numbers {
+    /// No usable number (its findings say why).
+    None,
+    One(u64),
+    /// `count` consecutive numbers from `start`.
+    Range {
+        start: u64,
+        count: u64,
+    },
+}
+
+impl Numbers {
+    pub fn len(&self) -> u64 {
+        match *self {
+            Numbers::None | Numbers::One(_) => 1,
+            Numbers::Range { count, .. } => count,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The `i`th number; 0 for [`Numbers::None`].
+    pub fn get(&self, i: u64) -> u64 {
+        match *self {
+            Numbers::None => 0,
+            Numbers::One(n) => n,
+            Numbers::Range { start, .. } => start + i,
+        }
+    }
+}
+
+/// What one row turned out to be.
+#[derive(Debug, Clone)]
+pub struct RowCheck {
+    pub row: u64,
+    pub at: u64,
+    /// The row's account, when well formed.
+    pub account: Option<String>,
+    pub numbers: Numbers,
+    /// An error applies to the whole row: none of its numbers is valid.
+    pub row_invalid: bool,
+    /// Offsets into `numbers` that carry a number-level error.
+    pub bad_numbers: Vec<u64>,
+    pub findings: Vec<Finding>,
+}
+
+/// `+digits` text for a number kept as digits.
+pub fn e164(number: u64) -> String {
+    format!("+{number}")
+}
+
+/// Checks rows against the sheet format's rules. One per thread: it owns
+/// its compiled phone rules.
+pub struct RowRules<'a> {
+    header: &'a HeaderMap,
+    options: &'a RuleOptions,
+    phone: PhoneRules,
+    default_country: Option<phonenumber::country::Id>,
+}
+
+/// Collects the findings of one row.
+struct Out<'r> {
+    row: &'r RawRow,
+    number_text: String,
+    findings: Vec<Finding>,
+    row_invalid: bool,
+    strict: bool,
+}
+
+impl Out<'_> {
+    fn push(&mut self, severity: Severity, code: Code, column: Option<Column>, message: String) {
+        if severity == Severity::Error {
+            self.row_invalid = true;
+        }
+        self.findings.push(Finding {
+            row: self.row.row,
+            telephone_number: self.number_text.clone(),
+            severity,
+            code,
+            column: column.map(|c| c.heading()).unwrap_or_default(),
+            message,
+        });
+    }
+
+    fn error(&mut self, code: Code, column: Column, message: String) {
+        self.push(Severity::Error, code, Some(column), message);
+    }
+}
+
+/// A number cell read as E.164: the digits after the `+`.
+struct ParsedNumber {
+    digits: String,
+}
+
+impl<'a> RowRules<'a> {
+    pub fn new(header: &'a HeaderMap, options: &'a RuleOptions) -> Result<RowRules<'a>, String> {
+        let default_country = options
+            .default_country
+            .as_deref()
+            .map(crate::phone::normalize::parse_country)
+            .transpose()?;
+        Ok(RowRules {
+            header,
+            options,
+            phone: PhoneRules::new(),
+            default_country,
+        })
+    }
+
+    pub fn check(&self, row: &RawRow) -> RowCheck {
+        let h = self.header;
+        let number_cell = row.get(h, Column::TelephoneNumber);
+        let range_cells = (row.get(h, Column::RangeStart), row.get(h, Column::RangeEnd));
+        let number_text = match (number_cell, range_cells) {
+            (Some(n), _) => n.to_owned(),
+            (None, (Some(a), Some(b))) => format!("{a}..{b}"),
+            (None, (Some(a), None)) | (None, (None, Some(a))) => a.to_owned(),
+            (None, (None, None)) => String::new(),
+        };
+        let mut out = Out {
+            row,
+            number_text,
+            findings: Vec::new(),
+            row_invalid: false,
+            strict: self.options.strict,
+        };
+        let mut bad_numbers = Vec::new();
+
+        for note in &row.notes {
+            match note {
+                CellNote::Error { cell, text } => {
+                    let column = h.column_at(*cell);
+                    let name = column
+                        .map(|c| c.heading())
+                        .unwrap_or_else(|| column_letters(*cell));
+                    out.push(
+                        Severity::Error,
+                        Code::CellError,
+                        column,
+                        format!("column {} ({name}) holds the spreadsheet error {text}", column_letters(*cell)),
+                    );
+                }
+                CellNote::Numeric { column, original } => out.push(
+                    Severity::Warning,
+                    Code::NumericCell,
+                    Some(*column),
+                    format!(
+                        "numeric cell {original} read as +{original}; format the column as text to keep the '+'"
+                    ),
+                ),
+            }
+        }
+        if row.cells.len() > h.headings.len() {
+            let extra: Vec<usize> = (h.headings.len()..row.cells.len())
+                .filter(|&i| !row.cells[i].trim().is_empty())
+                .collect();
+            if let Some(&first) = extra.first() {
+                out.push(
+                    Severity::Error,
+                    Code::ExtraCells,
+                    None,
+                    format!(
+                        "{} cell(s) beyond the last heading, from column {}; is a delimiter inside an unquoted cell?",
+                        extra.len(),
+                        column_letters(first)
+                    ),
+                );
+            }
+        }
+
+        let numbers = self.check_numbers(&mut out, number_cell, range_cells, &mut bad_numbers);
+        let account = self.check_account(&mut out);
+        self.check_services(&mut out, numbers);
+
+        RowCheck {
+            row: row.row,
+            at: row.at,
+            account,
+            numbers,
+            row_invalid: out.row_invalid,
+            bad_numbers,
+            findings: out.findings,
+        }
+    }
+
+    fn check_numbers(
+        &self,
+        out: &mut Out,
+        number_cell: Option<&str>,
+        range_cells: (Option<&str>, Option<&str>),
+        bad_numbers: &mut Vec<u64>,
+    ) -> Numbers {
+        let (start_text, end_text, start_col, end_col) = match (number_cell, range_cells) {
+            (Some(_), (Some(_), _) | (_, Some(_))) => {
+                out.error(
+                    Code::Range,
+                    Column::TelephoneNumber,
+                    "give either telephoneNumber or rangeStart and rangeEnd, not both".into(),
+                );
+                return Numbers::None;
+            }
+            (Some(cell), _) => match cell.split_once("..") {
+                None => {
+                    let Some(parsed) = self.parse_number(out, cell, Column::TelephoneNumber) else {
+                        return Numbers::None;
+                    };
+                    let number: u64 = parsed.digits.parse().expect("digits");
+                    if self.check_verdict(out, &parsed.digits, false) {
+                        bad_numbers.push(0);
+                    }
+                    return Numbers::One(number);
+                }
+                Some((a, b)) => (
+                    a.trim(),
+                    b.trim(),
+                    Column::TelephoneNumber,
+                    Column::TelephoneNumber,
+                ),
+            },
+            (None, (Some(a), Some(b))) => (a, b, Column::RangeStart, Column::RangeEnd),
+            (None, (Some(_), None)) => {
+                out.error(
+                    Code::Range,
+                    Column::RangeEnd,
+                    "rangeStart without rangeEnd".into(),
+                );
+                return Numbers::None;
+            }
+            (None, (None, Some(_))) => {
+                out.error(
+                    Code::Range,
+                    Column::RangeStart,
+                    "rangeEnd without rangeStart".into(),
+                );
+                return Numbers::None;
+            }
+            (None, (None, None)) => {
+                out.error(
+                    Code::E164Format,
+                    Column::TelephoneNumber,
+                    "no telephone number in this row".into(),
+                );
+                return Numbers::None;
+            }
+        };
+
+        let start = self.parse_number(out, start_text, start_col);
+        let end = self.parse_number(out, end_text, end_col);
+        let (Some(start), Some(end)) = (start, end) else {
+            return Numbers::None;
+        };
+        let range_error = |out: &mut Out, message: String| {
+            out.error(Code::Range, start_col, message);
+            Numbers::None
+        };
+        if start.digits.len() != end.digits.len() {
+            return range_error(
+                out,
+                format!(
+                    "range ends have different lengths (+{} has {} digits, +{} has {})",
+                    start.digits,
+                    start.digits.len(),
+                    end.digits,
+                    end.digits.len()
+                ),
+            );
+        }
+        let start_cc = self.phone.country_code(&start.digits).map(|c| c.0);
+        let end_cc = self.phone.country_code(&end.digits).map(|c| c.0);
+        if start_cc.is_none() {
+            out.error(
+                Code::CountryCodeUnknown,
+                start_col,
+                format!("+{} has no known country calling code", start.digits),
+            );
+            return Numbers::None;
+        }
+        if start_cc != end_cc {
+            return range_error(
+                out,
+                format!(
+                    "range ends are in different countries (+{} and +{})",
+                    start.digits, end.digits
+                ),
+            );
+        }
+        let first: u64 = start.digits.parse().expect("digits");
+        let last: u64 = end.digits.parse().expect("digits");
+        if first > last {
+            return range_error(out, format!("range is reversed: +{first} is after +{last}"));
+        }
+        let count = last - first + 1;
+        if count > self.options.max_range {
+            return range_error(
+                out,
+                format!(
+                    "range of {count} numbers is larger than --max-range {}",
+                    self.options.max_range
+                ),
+            );
+        }
+        let mut digits = String::with_capacity(16);
+        for offset in 0..count {
+            digits.clear();
+            use std::fmt::Write;
+            let _ = write!(digits, "{}", first + offset);
+            let before = out.findings.len();
+            let saved = std::mem::replace(&mut out.number_text, format!("+{digits}"));
+            let invalid_before = out.row_invalid;
+            out.row_invalid = false;
+            let bad = self.check_verdict(out, &digits, true);
+            out.row_invalid = invalid_before;
+            out.number_text = saved;
+            if bad {
+                bad_numbers.push(offset);
+            }
+            // Findings about a single number of a range name that number.
+            for finding in &mut out.findings[before..] {
+                finding.telephone_number = format!("+{digits}");
+            }
+        }
+        Numbers::Range {
+            start: first,
+            count,
+        }
+    }
+
+    /// Reads a number cell as E.164 digits (after `--normalize`), or reports
+    /// why it is not.
+    fn parse_number(&self, out: &mut Out, text: &str, column: Column) -> Option<ParsedNumber> {
+        let mut rewritten_from = None;
+        let candidate: std::borrow::Cow<str> = if self.options.normalize {
+            match normalize(text, self.default_country) {
+                Ok(None) => text.into(),
+                Ok(Some(e164)) => {
+                    rewritten_from = Some(text.to_owned());
+                    e164.into()
+                }
+                Err(NormalizeError::NeedsCountry) => {
+                    out.error(
+                        Code::E164Format,
+                        column,
+                        format!("'{text}' is a national number; give --default-country to turn it into E.164"),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    out.error(Code::E164Format, column, format!("'{text}': {e}"));
+                    return None;
+                }
+            }
+        } else {
+            text.into()
+        };
+        let digits = candidate.strip_prefix('+').unwrap_or("");
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            let hint = if self.options.normalize {
+                ""
+            } else {
+                "; --normalize strips spaces, dashes, dots and brackets and turns 00 into +"
+            };
+            out.error(
+                Code::E164Format,
+                column,
+                format!("'{text}' is not E.164: expected '+' then digits only{hint}"),
+            );
+            return None;
+        }
+        if candidate.len() > 16 {
+            out.error(
+                Code::E164Format,
+                column,
+                format!(
+                    "'{text}' is {} characters; E.164 allows at most 16 with the '+'",
+                    candidate.len()
+                ),
+            );
+            return None;
+        }
+        if let Some(original) = &rewritten_from {
+            out.push(
+                Severity::Warning,
+                Code::Normalized,
+                Some(column),
+                format!("'{original}' rewritten as {candidate}"),
+            );
+        }
+        Some(ParsedNumber {
+            digits: digits.to_owned(),
+        })
+    }
+
+    /// Adds the metadata's verdict on one number; true when it makes the
+    /// number invalid.
+    fn check_verdict(&self, out: &mut Out, digits: &str, in_range: bool) -> bool {
+        let column = if in_range && !self.header.has(Column::TelephoneNumber) {
+            Column::RangeStart
+        } else {
+            Column::TelephoneNumber
+        };
+        let checked = self.phone.check(digits);
+        match checked.verdict {
+            Verdict::Valid => false,
+            Verdict::UnknownCountryCode => {
+                out.error(
+                    Code::CountryCodeUnknown,
+                    column,
+                    format!("+{digits} starts with no known country calling code"),
+                );
+                true
+            }
+            Verdict::BadLength => {
+                out.error(
+                    Code::NumberLength,
+                    column,
+                    format!(
+                        "+{digits} is not a possible length for country code +{}",
+                        checked.country_code.map_or("?".into(), |c| c.to_string())
+                    ),
+                );
+                true
+            }
+            Verdict::NotValid => {
+                let severity = if out.strict {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                };
+                out.push(
+                    severity,
+                    Code::NumberNotValid,
+                    Some(column),
+                    format!("+{digits} is not a valid number by libphonenumber's metadata"),
+                );
+                out.strict
+            }
+        }
+    }
+
+    fn check_account(&self, out: &mut Out) -> Option<String> {
+        let account = out
+            .row
+            .get(self.header, Column::AccountName)
+            .or(self.options.account.as_deref());
+        let Some(name) = account else {
+            out.error(
+                Code::AccountName,
+                Column::AccountName,
+                "no account: give an accountName column or --account".into(),
+            );
+            return None;
+        };
+        match check_account_name(name) {
+            Ok(()) => Some(name.to_owned()),
+            Err(message) => {
+                out.error(Code::AccountName, Column::AccountName, message);
+                None
+            }
+        }
+    }
+
+    fn boolean(&self, out: &mut Out, column: Column) -> Option<bool> {
+        let text = out.row.get(self.header, column)?;
+        match parse_bool(text) {
+            Some(value) => Some(value),
+            None => {
+                out.error(
+                    Code::Boolean,
+                    column,
+                    format!("'{text}' is not true or false (also accepted: yes, no, 1, 0)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn check_services(&self, out: &mut Out, numbers: Numbers) {
+        let h = self.header;
+        let findings_before = out.findings.len();
+        let teams_enabled = Teams::ALL.map(|service| {
+            self.boolean(out, Column::Teams(service, TeamsField::Enabled))
+                .unwrap_or(false)
+        });
+        let direct_routing = self
+            .boolean(out, Column::DirectRoutingEnabled)
+            .unwrap_or(false);
+        let zoom = self.boolean(out, Column::ZoomEnabled).unwrap_or(false);
+        let call_protection = self
+            .boolean(out, Column::CallProtectionEnabled)
+            .unwrap_or(false);
+        // An unreadable `enabled` cell is reported already; whether a
+        // service is enabled is then unknown, not absent.
+        let unreadable = out.findings.len() > findings_before;
+        let any_enabled =
+            teams_enabled.iter().any(|&e| e) || direct_routing || zoom || call_protection;
+        if !unreadable && !any_enabled {
+            out.error(
+                Code::NoService,
+                Column::Teams(Teams::OperatorConnect, TeamsField::Enabled),
+                "no service is enabled on this number".into(),
+            );
+        }
+
+        let toll_free = match numbers {
+            Numbers::None => false,
+            Numbers::One(n) => is_north_american_toll_free(&e164(n)),
+            Numbers::Range { start, count } => {
+                is_north_american_toll_free(&e164(start))
+                    || is_north_american_toll_free(&e164(start + count - 1))
+            }
+        };
+        for (service, enabled) in Teams::ALL.into_iter().zip(teams_enabled) {
+            let column = |field| Column::Teams(service, field);
+            let allow_update = self
+                .boolean(out, column(TeamsField::AllowTenantAddressUpdate))
+                .unwrap_or(false);
+            if !enabled {
+                continue;
+            }
+            let label = service.label();
+            if let Some(text) = out.row.get(h, column(TeamsField::AssignmentStatus)) {
+                if AssignmentStatus::parse(text).is_none() {
+                    out.error(
+                        Code::AssignmentStatus,
+                        column(TeamsField::AssignmentStatus),
+                        format!("'{text}' is not assigned or unassigned"),
+                    );
+                }
+            }
+            let usage = match out.row.get(h, column(TeamsField::Usage)) {
+                None => {
+                    out.error(
+                        Code::Usage,
+                        column(TeamsField::Usage),
+                        format!(
+                            "{label} is enabled but no usage is given ({})",
+                            Usage::NAMES.join(", ")
+                        ),
+                    );
+                    None
+                }
+                Some(text) => {
+                    let usage = Usage::parse(text);
+                    if usage.is_none() {
+                        out.error(
+                            Code::Usage,
+                            column(TeamsField::Usage),
+                            format!("'{text}' is not a usage ({})", Usage::NAMES.join(", ")),
+                        );
+                    }
+                    usage
+                }
+            };
+            match out.row.get(h, column(TeamsField::ChoosableCapabilities)) {
+                None => out.error(
+                    Code::Capability,
+                    column(TeamsField::ChoosableCapabilities),
+                    format!(
+                        "{label} needs at least one capability ({})",
+                        Capability::NAMES.join(", ")
+                    ),
+                ),
+                Some(text) => {
+                    let unknown: Vec<&str> = crate::csvconf::split_list(text)
+                        .filter(|c| Capability::parse(c).is_none())
+                        .collect();
+                    if !unknown.is_empty() {
+                        out.error(
+                            Code::Capability,
+                            column(TeamsField::ChoosableCapabilities),
+                            format!(
+                                "unknown capability {} (known: {})",
+                                quote_list(&unknown),
+                                Capability::NAMES.join(", ")
+                            ),
+                        );
+                    } else if crate::csvconf::split_list(text).next().is_none() {
+                        out.error(
+                            Code::Capability,
+                            column(TeamsField::ChoosableCapabilities),
+                            format!("{label} needs at least one capability"),
+                        );
+                    }
+                }
+            }
+            if let Some(text) = out.row.get(h, column(TeamsField::AdditionalUsages)) {
+                let unknown: Vec<&str> = crate::csvconf::split_list(text)
+                    .filter(|u| Usage::parse(u).is_none())
+                    .collect();
+                if !unknown.is_empty() {
+                    out.error(
+                        Code::AdditionalUsage,
+                        column(TeamsField::AdditionalUsages),
+                        format!(
+                            "unknown additional usage {} (known: {})",
+                            quote_list(&unknown),
+                            Usage::NAMES.join(", ")
+                        ),
+                    );
+                }
+            }
+            let has_address = out.row.get(h, column(TeamsField::CivicAddressId)).is_some()
+                || out.row.get(h, column(TeamsField::LocationId)).is_some();
+            if usage == Some(Usage::CallingUserAssignment) && !allow_update && !has_address {
+                out.error(
+                    Code::AddressRequired,
+                    column(TeamsField::CivicAddressId),
+                    format!(
+                        "{label} calling-user numbers need a civicAddressId or locationId unless allowTenantAddressUpdate is true"
+                    ),
+                );
+            }
+            match out.row.get(h, column(TeamsField::DisplayedCountryCode)) {
+                Some(code) if !is_known_region(&code.to_ascii_uppercase()) || code.len() != 2 => {
+                    out.error(
+                        Code::DisplayedCountryCode,
+                        column(TeamsField::DisplayedCountryCode),
+                        format!("'{code}' is not a two-letter country code (for example US)"),
+                    )
+                }
+                None if toll_free => out.error(
+                    Code::DisplayedCountryCode,
+                    column(TeamsField::DisplayedCountryCode),
+                    "North American toll-free numbers need a displayed country code (for example US)".into(),
+                ),
+                _ => {}
+            }
+        }
+
+        if let Some(header) = out.row.get(h, Column::CustomSipHeader) {
+            if let Err(message) = check_sip_header(header) {
+                out.error(Code::SipHeader, Column::CustomSipHeader, message);
+            } else if !(teams_enabled[0] || direct_routing || zoom)
+                && (teams_enabled[1] || call_protection)
+            {
+                out.error(
+                    Code::SipHeader,
+                    Column::CustomSipHeader,
+                    "a custom SIP header is not available for Teams Phone Mobile or Azure Operator Call Protection numbers".into(),
+                );
+            }
+        }
+    }
+}
+
+fn quote_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many findings [`validate_file`] keeps to show on screen.
+pub const SHOWN_FINDINGS: usize = 10;
+
+/// Validates the sheet at `input`, writing every finding to the report at
+/// `report` (`-` for standard output). Returns the outcome and the first
+/// few findings, for display.
+pub fn validate_file(
+    input: &Path,
+    sheet_options: &crate::sheet::SheetOptions,
+    rules: &RuleOptions,
+    report: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(pipeline::Validated, Vec<Finding>), pipeline::ValidateError> {
+    let sheet = crate::sheet::Sheet::open(input, sheet_options)?;
+    let mut writer =
+        report::ReportWriter::create(report).map_err(pipeline::ValidateError::Report)?;
+    let mut first = Vec::new();
+    let validated = pipeline::validate(
+        sheet,
+        rules,
+        &mut |finding| {
+            if first.len() < SHOWN_FINDINGS {
+                first.push(finding.clone());
+            }
+            writer.write(finding)
+        },
+        progress,
+    )?;
+    writer.finish().map_err(pipeline::ValidateError::Report)?;
+    Ok((validated, first))
+}
+
+/// `true`/`false`, `yes`/`no`, `1`/`0`, in any case.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Account names: 1-100 of letters, digits, `_` and `-`.
+pub fn check_account_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(format!(
+            "account name '{name}' must be 1 to 100 characters (it has {})",
+            name.chars().count()
+        ));
+    }
+    if let Some(bad) = name.chars().find(|&c| !is_name_char(c)) {
+        return Err(format!(
+            "account name '{name}' has '{bad}'; only letters, digits, '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Custom SIP headers: at most 100 of letters, digits, `_` and `-`.
+pub fn check_sip_header(value: &str) -> Result<(), String> {
+    if value.chars().count() > 100 {
+        return Err(format!(
+            "custom SIP header is {} characters; at most 100 are allowed",
+            value.chars().count()
+        ));
+    }
+    if let Some(bad) = value.chars().find(|&c| !is_name_char(c)) {
+        return Err(format!(
+            "custom SIP header '{value}' has '{bad}'; only letters, digits, '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use csv::StringRecord;
+
+    fn check(headings: &[&str], cells: &[&str], options: &RuleOptions) -> RowCheck {
+        let header = HeaderMap::new(headings, false).unwrap();
+        let rules = RowRules::new(&header, options).unwrap();
+        rules.check(&RawRow {
+            row: 2,
+            at: 0,
+            cells: StringRecord::from(cells.to_vec()),
+            notes: vec![],
+        })
+    }
+
+    fn codes(check: &RowCheck) -> Vec<&'static str> {
+        check.findings.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    const OC: [&str; 6] = [
+        "telephoneNumber",
+        "accountName",
+        "serviceDetails_teamsOperatorConnect_enabled",
+        "serviceDetails_teamsOperatorConnect_configuration_usage",
+        "serviceDetails_teamsOperatorConnect_configuration_choosableCapabilities",
+        "serviceDetails_teamsOperatorConnect_configuration_allowTenantAddressUpdate",
+    ];
+
+    #[test]
+    fn a_clean_operator_connect_row() {
+        let c = check(
+            &OC,
+            &[
+                "+442079460001",
+                "contoso",
+                "true",
+                "CallingUserAssignment",
+                "InboundCalling,OutboundCalling",
+                "true",
+            ],
+            &RuleOptions::default(),
+        );
+        assert!(!c.row_invalid, "{:?}", c.findings);
+        assert_eq!(c.numbers, Numbers::One(442079460001));
+        assert_eq!(c.account.as_deref(), Some("contoso"));
+    }
+
+    #[test]
+    fn operator_connect_rules() {
+        let c = check(
+            &OC,
+            &["+442079460001", "con toso", "maybe", "", "", ""],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["ACCOUNT_NAME", "BOOLEAN", "NO_SERVICE"]);
+        let c = check(
+            &OC,
+            &[
+                "+442079460001",
+                "contoso",
+                "yes",
+                "Calling",
+                "InboundCalling;Faxing",
+                "",
+            ],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["USAGE", "CAPABILITY"]);
+        let c = check(
+            &OC,
+            &[
+                "+442079460001",
+                "contoso",
+                "1",
+                "CallingUserAssignment",
+                "InboundCalling",
+                "no",
+            ],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["ADDRESS_REQUIRED"]);
+    }
+
+    #[test]
+    fn e164_and_normalize() {
+        let dr = [
+            "telephoneNumber",
+            "accountName",
+            "serviceDetails_teamsDirectRouting_enabled",
+        ];
+        let c = check(
+            &dr,
+            &["+44 1632 960001", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["E164_FORMAT"]);
+        assert!(c.findings[0].message.contains("--normalize"));
+        let options = RuleOptions {
+            normalize: true,
+            default_country: Some("GB".into()),
+            ..RuleOptions::default()
+        };
+        let c = check(&dr, &["020 7946 0001", "a", "true"], &options);
+        assert_eq!(codes(&c), ["NORMALIZED"]);
+        assert!(!c.row_invalid);
+        assert_eq!(c.numbers, Numbers::One(442079460001));
+        let c = check(
+            &dr,
+            &["+4420794600011234", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["E164_FORMAT"]);
+        let c = check(
+            &dr,
+            &["+9991632960001", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["COUNTRY_CODE_UNKNOWN"]);
+    }
+
+    #[test]
+    fn ranges() {
+        let dr = [
+            "telephoneNumber",
+            "accountName",
+            "serviceDetails_teamsDirectRouting_enabled",
+        ];
+        let c = check(
+            &dr,
+            &["+442079460000..+442079460099", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(
+            c.numbers,
+            Numbers::Range {
+                start: 442079460000,
+                count: 100
+            }
+        );
+        assert!(!c.row_invalid);
+        let c = check(
+            &dr,
+            &["+442079460099..+442079460000", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["RANGE"]);
+        let c = check(
+            &dr,
+            &["+442079460000..+4420794600", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["RANGE"]);
+        let options = RuleOptions {
+            max_range: 10,
+            ..RuleOptions::default()
+        };
+        let c = check(
+            &dr,
+            &["+442079460000..+442079460099", "a", "true"],
+            &options,
+        );
+        assert_eq!(codes(&c), ["RANGE"]);
+        let ranged = [
+            "rangeStart",
+            "rangeEnd",
+            "accountName",
+            "serviceDetails_teamsDirectRouting_enabled",
+        ];
+        let c = check(
+            &ranged,
+            &["+14255550100", "+14255550109", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(
+            c.numbers,
+            Numbers::Range {
+                start: 14255550100,
+                count: 10
+            }
+        );
+    }
+
+    #[test]
+    fn toll_free_needs_displayed_country_and_sip_header_rules() {
+        let headings = [
+            "telephoneNumber",
+            "accountName",
+            "serviceDetails_teamsPhoneMobile_enabled",
+            "serviceDetails_teamsPhoneMobile_configuration_usage",
+            "serviceDetails_teamsPhoneMobile_configuration_choosableCapabilities",
+            "configuration_customSipHeader",
+        ];
+        let c = check(
+            &headings,
+            &[
+                "+18005550100",
+                "a",
+                "true",
+                "FirstPartyAppAssignment",
+                "Mobile",
+                "x-1",
+            ],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["DISPLAYED_COUNTRY_CODE", "SIP_HEADER"]);
+    }
+
+    #[test]
+    fn account_and_header_checks() {
+        assert!(check_account_name("contoso_EU-1").is_ok());
+        assert!(check_account_name("").is_err());
+        assert!(check_account_name(&"a".repeat(101)).is_err());
+        assert!(check_sip_header("abc-1_2").is_ok());
+        assert!(check_sip_header("a b").is_err());
+        assert_eq!(parse_bool("YES"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("on"), None);
+    }
+}

@@ -1,0 +1,360 @@
+//! Validating a whole sheet on every core, in bounded memory.
+//!
+//! One thread reads the sheet in chunks, one worker per core checks rows
+//! (each with its own compiled phone rules), and the calling thread takes
+//! the results back in input order: it streams findings to the report and
+//! keeps, per number, only what the later stages need ([`Expanded`]: 16
+//! bytes a number). Duplicates need the whole sheet, so they are found at
+//! the end by sorting the numbers, and reported after the per-row findings.
+
+use super::{Code, Finding, RowCheck, RowRules, RuleOptions, Severity};
+use crate::sheet::{Sheet, SheetError};
+use rayon::slice::ParallelSliceMut;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Mutex;
+
+/// Rows per chunk handed to a worker.
+const CHUNK_ROWS: usize = 2048;
+
+/// A sheet that could not be validated at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error(transparent)]
+    Sheet(#[from] SheetError),
+    #[error("{0}")]
+    Options(String),
+    #[error("cannot write the report: {0}")]
+    Report(#[source] io::Error),
+}
+
+/// Where a data row is: its row number and the locator to read it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRef {
+    pub row: u64,
+    pub at: u64,
+}
+
+/// One number after range expansion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Digits after the `+`; 0 when the row had no usable number.
+    pub number: u64,
+    /// Index into [`Expanded::rows`].
+    pub row: u32,
+    /// Index into [`Expanded::accounts`]; [`NO_ACCOUNT`] when unusable.
+    pub account: u32,
+}
+
+pub const NO_ACCOUNT: u32 = u32::MAX;
+
+/// Every number of the sheet in input order, with its validity.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    pub rows: Vec<RowRef>,
+    pub entries: Vec<Entry>,
+    invalid: Vec<u64>,
+    pub accounts: Vec<String>,
+}
+
+impl Expanded {
+    pub fn is_invalid(&self, entry: usize) -> bool {
+        self.invalid[entry / 64] & (1 << (entry % 64)) != 0
+    }
+
+    fn push(&mut self, entry: Entry, invalid: bool) {
+        let index = self.entries.len();
+        if index.is_multiple_of(64) {
+            self.invalid.push(0);
+        }
+        self.entries.push(entry);
+        if invalid {
+            self.mark_invalid(index);
+        }
+    }
+
+    fn mark_invalid(&mut self, entry: usize) {
+        self.invalid[entry / 64] |= 1 << (entry % 64);
+    }
+
+    pub fn invalid_count(&self) -> u64 {
+        self.invalid.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
+    /// The account name of an entry, if it has a usable one.
+    pub fn account_of(&self, entry: &Entry) -> Option<&str> {
+        self.accounts
+            .get(entry.account as usize)
+            .map(String::as_str)
+    }
+}
+
+/// Counts for the end-of-run summary.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub file: String,
+    /// Data rows read (blank rows are not counted).
+    pub rows: u64,
+    /// Numbers after range expansion.
+    pub numbers: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    /// Warning findings.
+    pub warnings: u64,
+    pub errors_by_code: BTreeMap<Code, u64>,
+    pub warnings_by_code: BTreeMap<Code, u64>,
+}
+
+impl Summary {
+    /// Error codes, most frequent first.
+    pub fn top_errors(&self) -> Vec<(Code, u64)> {
+        let mut codes: Vec<_> = self.errors_by_code.iter().map(|(&c, &n)| (c, n)).collect();
+        codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        codes
+    }
+}
+
+pub struct Validated {
+    pub summary: Summary,
+    pub expanded: Expanded,
+}
+
+/// Validates every row of `sheet`, handing each finding to `sink` (per-row
+/// findings in input order, then duplicates by row) and the number of rows
+/// done so far to `progress`.
+pub fn validate(
+    mut sheet: Sheet,
+    options: &RuleOptions,
+    sink: &mut dyn FnMut(&Finding) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Validated, ValidateError> {
+    let header = sheet.header.clone();
+    // Fail on a bad option before starting threads.
+    RowRules::new(&header, options).map_err(ValidateError::Options)?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let read_error: Mutex<Option<SheetError>> = Mutex::new(None);
+    let mut collector = Collector::new(sheet.file.clone());
+
+    let outcome = std::thread::scope(|scope| -> Result<(), ValidateError> {
+        let (work_tx, work_rx) =
+            crossbeam_channel::bounded::<(u64, Vec<crate::sheet::RawRow>)>(workers * 2);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<(u64, Vec<RowCheck>)>(workers * 2);
+        let read_error = &read_error;
+        scope.spawn(move || {
+            let mut seq = 0;
+            loop {
+                let mut rows = Vec::with_capacity(CHUNK_ROWS);
+                match sheet.read_chunk(&mut rows, CHUNK_ROWS) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if work_tx.send((seq, rows)).is_err() {
+                            break;
+                        }
+                        seq += 1;
+                    }
+                    Err(e) => {
+                        *read_error.lock().expect("not poisoned") = Some(e);
+                        break;
+                    }
+                }
+            }
+        });
+        for _ in 0..workers {
+            let work_rx = work_rx.clone();
+            let done_tx = done_tx.clone();
+            let header = &header;
+            scope.spawn(move || {
+                let rules = RowRules::new(header, options).expect("checked above");
+                for (seq, rows) in work_rx {
+                    let checks = rows.iter().map(|row| rules.check(row)).collect();
+                    if done_tx.send((seq, checks)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop((work_rx, done_tx));
+
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        for (seq, checks) in &done_rx {
+            pending.insert(seq, checks);
+            while let Some(checks) = pending.remove(&next) {
+                collector
+                    .take(checks, sink)
+                    .map_err(ValidateError::Report)?;
+                progress(collector.summary.rows);
+                next += 1;
+            }
+        }
+        Ok(())
+    });
+    if let Some(error) = read_error.into_inner().expect("not poisoned") {
+        return Err(error.into());
+    }
+    outcome?;
+    collector.duplicates(sink).map_err(ValidateError::Report)?;
+    Ok(collector.finish())
+}
+
+struct Collector {
+    summary: Summary,
+    expanded: Expanded,
+    account_ids: FxHashMap<String, u32>,
+}
+
+impl Collector {
+    fn new(file: String) -> Collector {
+        Collector {
+            summary: Summary {
+                file,
+                ..Summary::default()
+            },
+            expanded: Expanded::default(),
+            account_ids: FxHashMap::default(),
+        }
+    }
+
+    fn count(&mut self, finding: &Finding) {
+        let by_code = match finding.severity {
+            Severity::Error => &mut self.summary.errors_by_code,
+            Severity::Warning => {
+                self.summary.warnings += 1;
+                &mut self.summary.warnings_by_code
+            }
+        };
+        *by_code.entry(finding.code).or_default() += 1;
+    }
+
+    fn take(
+        &mut self,
+        checks: Vec<RowCheck>,
+        sink: &mut dyn FnMut(&Finding) -> io::Result<()>,
+    ) -> io::Result<()> {
+        for check in checks {
+            self.summary.rows += 1;
+            for finding in &check.findings {
+                sink(finding)?;
+                self.count(finding);
+            }
+            let row = self.expanded.rows.len() as u32;
+            self.expanded.rows.push(super::pipeline::RowRef {
+                row: check.row,
+                at: check.at,
+            });
+            let account = match check.account {
+                None => NO_ACCOUNT,
+                Some(name) => match self.account_ids.get(&name) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.expanded.accounts.len() as u32;
+                        self.expanded.accounts.push(name.clone());
+                        self.account_ids.insert(name, id);
+                        id
+                    }
+                },
+            };
+            let mut bad = check.bad_numbers.iter().peekable();
+            for offset in 0..check.numbers.len() {
+                let is_bad = bad.next_if_eq(&&offset).is_some();
+                self.expanded.push(
+                    super::pipeline::Entry {
+                        number: check.numbers.get(offset),
+                        row,
+                        account,
+                    },
+                    check.row_invalid || is_bad,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports every occurrence of a number found more than once.
+    ///
+    /// Sorting the bare numbers (8 bytes each) finds which values repeat;
+    /// a second pass over the entries then finds where they are. Cheaper in
+    /// memory than sorting (number, position) pairs.
+    fn duplicates(&mut self, sink: &mut dyn FnMut(&Finding) -> io::Result<()>) -> io::Result<()> {
+        let mut numbers: Vec<u64> = self
+            .expanded
+            .entries
+            .iter()
+            .map(|e| e.number)
+            .filter(|&n| n != 0)
+            .collect();
+        numbers.par_sort_unstable();
+        let repeated: rustc_hash::FxHashSet<u64> = numbers
+            .chunk_by(|a, b| a == b)
+            .filter(|g| g.len() > 1)
+            .map(|g| g[0])
+            .collect();
+        drop(numbers);
+        if repeated.is_empty() {
+            return Ok(());
+        }
+        let mut places: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        for (index, entry) in self.expanded.entries.iter().enumerate() {
+            if repeated.contains(&entry.number) {
+                places.entry(entry.number).or_default().push(index as u32);
+            }
+        }
+        let mut findings = Vec::new();
+        for (number, indexes) in places {
+            let rows: Vec<u64> = indexes
+                .iter()
+                .map(|&i| self.expanded.rows[self.expanded.entries[i as usize].row as usize].row)
+                .collect();
+            for (k, &index) in indexes.iter().enumerate() {
+                let others: Vec<String> = rows
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != k)
+                    .map(|(_, r)| r.to_string())
+                    .collect();
+                let shown = others.len().min(20);
+                let more = if others.len() > shown {
+                    format!(" and {} more", others.len() - shown)
+                } else {
+                    String::new()
+                };
+                findings.push(Finding {
+                    row: rows[k],
+                    telephone_number: format!("+{number}"),
+                    severity: Severity::Error,
+                    code: Code::Duplicate,
+                    column: crate::sheet::Column::TelephoneNumber.heading(),
+                    message: format!(
+                        "+{number} is also in row{} {}{more}",
+                        if others.len() == 1 { "" } else { "s" },
+                        others[..shown].join(", ")
+                    ),
+                });
+                self.expanded.mark_invalid(index as usize);
+            }
+        }
+        findings.sort_by(|a, b| {
+            a.row
+                .cmp(&b.row)
+                .then_with(|| a.telephone_number.cmp(&b.telephone_number))
+        });
+        for finding in &findings {
+            sink(finding)?;
+            self.count(finding);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Validated {
+        self.summary.numbers = self.expanded.entries.len() as u64;
+        self.summary.invalid = self.expanded.invalid_count();
+        self.summary.valid = self.summary.numbers - self.summary.invalid;
+        Validated {
+            summary: self.summary,
+            expanded: self.expanded,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Fuzzing the sheet reader and the row rules: whatever the input, they
+//! return findings or an error, never panic. Bounded: `FUZZ_CASES` cases per
+//! property (default 4000), each with a time limit.
+
+use acgbulk::sheet::{Column, HeaderMap, RawRow, Sheet, SheetOptions};
+use acgbulk::validate::pipeline::validate;
+use acgbulk::validate::{RowRules, RuleOptions};
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+
+fn cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000)
+}
+
+/// Cell text: mostly the values sheets hold, with their near misses.
+fn cell() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("true".to_owned()),
+        Just("FALSE".to_owned()),
+        Just("yes".to_owned()),
+        Just("contoso".to_owned()),
+        Just("CallingUserAssignment".to_owned()),
+        Just("InboundCalling,OutboundCalling".to_owned()),
+        Just("US".to_owned()),
+        Just("unassigned".to_owned()),
+        "\\+[0-9]{0,17}",
+        "\\+[0-9]{8,15}\\.\\.\\+[0-9]{8,15}",
+        "(00|0|\\+)?[0-9 ().-]{0,20}",
+        "[a-zA-Z0-9_ -]{0,110}",
+        any::<String>(),
+    ]
+}
+
+fn options() -> impl Strategy<Value = RuleOptions> {
+    (any::<bool>(), any::<bool>(), prop::option::of("[A-Za-z]{2}"), 1u64..200_000).prop_map(
+        |(strict, normalize, country, max_range)| RuleOptions {
+            strict,
+            normalize,
+            default_country: country
+                .filter(|c| acgbulk::phone::normalize::parse_country(c).is_ok())
+                .filter(|_| normalize),
+            max_range,
+            account: None,
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(Config { cases: cases(), timeout: 5_000, failure_persistence: None, ..Config::default() })]
+
+    /// Any cells under any set of known headings, in any order.
+    #[test]
+    fn row_rules_never_panic(
+        columns in prop::sample::subsequence(Column::all().to_vec(), 1..Column::all().len()).prop_shuffle(),
+        cells in prop::collection::vec(cell(), 0..40),
+        options in options(),
+    ) {
+        let headings: Vec<String> = columns.iter().map(|c| c.heading()).collect();
+        let Ok(header) = HeaderMap::new(&headings, false) else { return Ok(()); };
+        let rules = RowRules::new(&header, &options).unwrap();
+        let row = RawRow { row: 7, at: 0, cells: csv::StringRecord::from(cells), notes: vec![] };
+        let check = rules.check(&row);
+        prop_assert!(check.findings.iter().all(|f| f.row == 7));
+        prop_assert!(check.numbers.len() <= options.max_range.max(1));
+        if check.findings.iter().all(|f| f.severity == acgbulk::validate::Severity::Warning) {
+            prop_assert!(!check.row_invalid);
+        }
+    }
+
+    /// Any bytes at all as a CSV file, through the whole reader and pipeline.
+    #[test]
+    fn sheets_never_panic(
+        head in prop::sample::subsequence(
+            vec!["telephoneNumber", "accountName", "rangeStart", "rangeEnd",
+                 "serviceDetails_teamsDirectRouting_enabled", "serviceDetails_teamsOperatorConnect_configuration_usage", "bogus"],
+            0..7),
+        delimiter in prop::sample::select(vec![",", ";", "\t"]),
+        rows in prop::collection::vec(prop::collection::vec(cell(), 0..8), 0..30),
+        noise in prop::collection::vec(any::<u8>(), 0..64),
+        bom in any::<bool>(),
+        crlf in any::<bool>(),
+    ) {
+        let newline = if crlf { "\r\n" } else { "\n" };
+        let mut text = String::new();
+        if bom { text.push('\u{feff}'); }
+        text.push_str(&head.join(delimiter));
+        text.push_str(newline);
+        for row in &rows {
+            text.push_str(&row.join(delimiter));
+            text.push_str(newline);
+        }
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(&noise);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fuzz.csv");
+        std::fs::write(&path, &bytes).unwrap();
+        if let Ok(sheet) = Sheet::open(&path, &SheetOptions::default()) {
+            let mut findings = 0u64;
+            let result = validate(sheet, &RuleOptions::default(), &mut |_| { findings += 1; Ok(()) }, &mut |_| {});
+            if let Ok(validated) = result {
+                prop_assert_eq!(validated.summary.valid + validated.summary.invalid, validated.summary.numbers);
+                prop_assert!(validated.summary.rows <= rows.len() as u64 + 1);
+            }
+        }
+    }
+}
