@@ -63,5 +63,8 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 }
 
 pub fn runs() -> usize {
-    std::env::var("BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5)
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
 }

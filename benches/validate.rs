@@ -54,7 +54,10 @@ fn main() {
     for record in reader.records() {
         let record = record.unwrap();
         let cell = &record[0];
-        if let Some(digits) = cell.strip_prefix('+').filter(|d| d.bytes().all(|b| b.is_ascii_digit())) {
+        if let Some(digits) = cell
+            .strip_prefix('+')
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+        {
             numbers.push(digits.to_owned());
             if numbers.len() == PLAIN_SAMPLE {
                 break;
@@ -80,13 +83,26 @@ fn main() {
     assert_eq!(plain, plain_par);
 
     println!("validate benchmark: {ROWS} rows, {} runs", seconds.len());
-    println!("  wall seconds per run: {:?}", seconds.iter().map(|s| (s * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    println!(
+        "  wall seconds per run: {:?}",
+        seconds
+            .iter()
+            .map(|s| (s * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>()
+    );
     println!("  median: {median:.3} s = {:.0} rows/s", rows_per_s);
     println!("  peak RSS: {peak_mib:.1} MiB");
-    println!("  per number, first {} numbers of the sheet in sheet order:", numbers.len());
+    println!(
+        "  per number, first {} numbers of the sheet in sheet order:",
+        numbers.len()
+    );
     println!("    plain phonenumber parse+is_valid, 1 thread : {plain_us:8.2} us");
-    println!("    plain phonenumber under rayon (shared db)  : {plain_par_us:8.2} us (wall / number)");
-    println!("    fast PhoneRules::check, 1 thread, first use: {cold_us:8.3} us (compiles patterns)");
+    println!(
+        "    plain phonenumber under rayon (shared db)  : {plain_par_us:8.2} us (wall / number)"
+    );
+    println!(
+        "    fast PhoneRules::check, 1 thread, first use: {cold_us:8.3} us (compiles patterns)"
+    );
     println!("    fast PhoneRules::check, 1 thread           : {fast_us:8.3} us");
     println!("  ratio plain/fast per number: {:.0}x", plain_us / fast_us);
     println!(

@@ -6,6 +6,7 @@
 //! themselves), and the API resources are the serde types of [`model`].
 
 pub mod csvconf;
+pub mod emulator;
 pub mod model;
 pub mod phone;
 pub mod sample;

@@ -36,8 +36,13 @@ fn cell() -> impl Strategy<Value = String> {
 }
 
 fn options() -> impl Strategy<Value = RuleOptions> {
-    (any::<bool>(), any::<bool>(), prop::option::of("[A-Za-z]{2}"), 1u64..200_000).prop_map(
-        |(strict, normalize, country, max_range)| RuleOptions {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of("[A-Za-z]{2}"),
+        1u64..200_000,
+    )
+        .prop_map(|(strict, normalize, country, max_range)| RuleOptions {
             strict,
             normalize,
             default_country: country
@@ -45,8 +50,7 @@ fn options() -> impl Strategy<Value = RuleOptions> {
                 .filter(|_| normalize),
             max_range,
             account: None,
-        },
-    )
+        })
 }
 
 proptest! {

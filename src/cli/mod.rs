@@ -4,6 +4,7 @@
 //! here and nowhere else.
 
 mod args;
+mod emulator;
 mod sample;
 mod ui;
 mod validate;
@@ -46,6 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Validate(validate::Args),
+    Emulator(Box<emulator::Args>),
     Sample(sample::Args),
 }
 
@@ -54,6 +56,7 @@ pub fn main() -> ExitCode {
     ui::init_logging(cli.verbose);
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Emulator(args) => emulator::run(*args),
         Command::Sample(args) => sample::run(args),
     };
     match result {

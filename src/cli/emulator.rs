@@ -1,0 +1,287 @@
+//! `acgbulk emulator`: run the local emulator of the Provisioning API.
+//!
+//! ```text
+//! acgbulk emulator [--listen 127.0.0.1:7171] [--state FILE] [--seed FILE | --empty]
+//!                  [--rate-limit N/min|off] [--sync-delay 2s] [--auth none|entra
+//!                  --client ID:SECRET:ROLES...] [--fault-rate P]
+//!                  [--drop-after-commit-rate P] [--latency MS] [--tls-self-signed CA.pem]
+//! ```
+//!
+//! The first line on stdout is exactly `listening on http://HOST:PORT`.
+//! SIGINT or SIGTERM stops it cleanly (the state is saved).
+
+use super::Status;
+use acgbulk::emulator::auth::Client;
+use acgbulk::emulator::{Emulator, EmulatorConfig, Faults, IpNet, SeedSource, TlsSource};
+use anyhow::Context;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Run a local emulator of the ACG Provisioning API
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, default_value = "127.0.0.1:7171")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub options: EmulatorArgs,
+}
+
+/// The emulator's behaviour, shared with `--emulator` on import commands.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EmulatorArgs {
+    /// Load the data from this JSON file at start (if it exists) and save it
+    /// there atomically at stop and every few seconds while it changes
+    #[arg(long, value_name = "FILE", help_heading = "Emulator")]
+    pub state: Option<PathBuf>,
+
+    /// Starting data (accounts, numbers, civic addresses, RFIs) from a JSON
+    /// file instead of the built-in demo set
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "empty",
+        help_heading = "Emulator"
+    )]
+    pub seed: Option<PathBuf>,
+
+    /// Start with no data at all
+    #[arg(long, help_heading = "Emulator")]
+    pub empty: bool,
+
+    /// Requests a minute across the API (a batch counts as one), or `off`
+    #[arg(long, value_name = "N/min", default_value = "100/min", value_parser = parse_rate, help_heading = "Emulator")]
+    pub rate_limit: RateLimit,
+
+    /// Items per list page when the client does not say
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        help_heading = "Emulator"
+    )]
+    pub default_page_size: usize,
+
+    /// The largest page the server gives, whatever the client asks
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "Emulator"
+    )]
+    pub max_page_size: usize,
+
+    /// How long backend sync takes before a pending resource is synced or failed
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, help_heading = "Emulator")]
+    pub sync_delay: Duration,
+
+    /// How long repeatability ids are remembered
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration, help_heading = "Emulator")]
+    pub repeatability_window: Duration,
+
+    /// `none`, or `entra` to require tokens from the emulator's token endpoint
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = ["none", "entra"], help_heading = "Emulator auth")]
+    pub auth: String,
+
+    /// A client the token endpoint accepts, as ID:SECRET:ROLE[,ROLE] (roles
+    /// Admin, Read, Write, Delete); these are test credentials
+    #[arg(long = "client", value_name = "ID:SECRET:ROLES", value_parser = Client::parse_secret, help_heading = "Emulator auth")]
+    pub clients: Vec<Client>,
+
+    /// A client that signs assertions with this certificate's key, as
+    /// ID:CERT.pem:ROLE[,ROLE]
+    #[arg(long = "client-certificate", value_name = "ID:CERT:ROLES", value_parser = Client::parse_certificate, help_heading = "Emulator auth")]
+    pub client_certificates: Vec<Client>,
+
+    /// Lifetime of the tokens it issues
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration, help_heading = "Emulator auth")]
+    pub token_lifetime: Duration,
+
+    /// The audience tokens must carry
+    #[arg(long, value_name = "URL", default_value = acgbulk::emulator::auth::DEFAULT_AUDIENCE, help_heading = "Emulator auth")]
+    pub audience: String,
+
+    /// Seed of the random faults, so a run can be repeated
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Emulator faults"
+    )]
+    pub fault_seed: u64,
+
+    /// Share of API requests answered 500 or 503 without being applied (0 to 1)
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = 0.0,
+        help_heading = "Emulator faults"
+    )]
+    pub fault_rate: f64,
+
+    /// Share of successful writes whose connection is closed with no answer
+    /// after the write was applied (0 to 1)
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = 0.0,
+        help_heading = "Emulator faults"
+    )]
+    pub drop_after_commit_rate: f64,
+
+    /// Delay added to every API request, in milliseconds
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        help_heading = "Emulator faults"
+    )]
+    pub latency: u64,
+
+    /// Serve HTTPS with this certificate (PEM; with --tls-key)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "Emulator TLS"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "Emulator TLS"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate made now, and write the CA certificate
+    /// clients must trust (--ca-cert) to FILE
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "tls_cert",
+        help_heading = "Emulator TLS"
+    )]
+    pub tls_self_signed: Option<PathBuf>,
+
+    /// Only these addresses or networks may call the API (comma-separated);
+    /// others get 403, as from the gateway's IP allowlist
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = IpNet::parse, help_heading = "Emulator")]
+    pub allowed_ips: Vec<IpNet>,
+}
+
+/// Requests a minute, or no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimit(pub Option<u32>);
+
+/// `100/min`, `100` or `off`.
+pub fn parse_rate(text: &str) -> Result<RateLimit, String> {
+    if text.eq_ignore_ascii_case("off") || text == "0" {
+        return Ok(RateLimit(None));
+    }
+    let number = text.strip_suffix("/min").unwrap_or(text);
+    number
+        .trim()
+        .parse::<u32>()
+        .map(|n| RateLimit(Some(n)))
+        .map_err(|_| format!("'{text}' is not a rate: give N/min (for example 100/min) or off"))
+}
+
+impl EmulatorArgs {
+    pub fn config(&self, listen: SocketAddr) -> EmulatorConfig {
+        let clients: Vec<Client> = self
+            .clients
+            .iter()
+            .chain(&self.client_certificates)
+            .cloned()
+            .collect();
+        EmulatorConfig {
+            listen,
+            state: self.state.clone(),
+            seed: match (&self.seed, self.empty) {
+                (Some(path), _) => SeedSource::File(path.clone()),
+                (None, true) => SeedSource::Empty,
+                (None, false) => SeedSource::Demo,
+            },
+            rate_limit: self.rate_limit.0,
+            default_page_size: self.default_page_size.max(1),
+            max_page_size: self.max_page_size.max(1),
+            sync_delay: self.sync_delay,
+            repeatability_window: self.repeatability_window,
+            clients: (self.auth == "entra").then_some(clients),
+            token_lifetime: self.token_lifetime,
+            audience: self.audience.clone(),
+            faults: Faults {
+                seed: self.fault_seed,
+                fault_rate: self.fault_rate,
+                drop_after_commit_rate: self.drop_after_commit_rate,
+                latency: Duration::from_millis(self.latency),
+            },
+            tls: match (&self.tls_cert, &self.tls_key, &self.tls_self_signed) {
+                (Some(cert), Some(key), _) => Some(TlsSource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                (_, _, Some(ca_out)) => Some(TlsSource::SelfSigned {
+                    ca_out: ca_out.clone(),
+                }),
+                _ => None,
+            },
+            allowed_ips: self.allowed_ips.clone(),
+            ..EmulatorConfig::default()
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    if args.options.auth == "entra"
+        && args.options.clients.is_empty()
+        && args.options.client_certificates.is_empty()
+    {
+        anyhow::bail!(
+            "--auth entra needs at least one --client ID:SECRET:ROLES or --client-certificate"
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let emulator = Emulator::start(args.options.config(args.listen)).await?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {}", emulator.url)?;
+        stdout.flush()?;
+        drop(stdout);
+        eprintln!(
+            "acgbulk emulator: rate limit {}, auth {}, stats at {}/_emulator/stats; Ctrl-C stops",
+            args.options
+                .rate_limit
+                .0
+                .map_or("off".to_owned(), |r| format!("{r}/min")),
+            args.options.auth,
+            emulator.url
+        );
+        wait_for_signal().await;
+        eprintln!("acgbulk emulator: stopping");
+        emulator.stop().await?;
+        anyhow::Ok(())
+    })?;
+    Ok(Status::Done)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+pub async fn wait_for_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

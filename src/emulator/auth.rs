@@ -1,0 +1,428 @@
+//! Entra ID as far as the Provisioning API sees it: a client-credentials
+//! token endpoint (`POST /{tenant}/oauth2/v2.0/token`) for the clients the
+//! emulator was given, signed JWTs with `roles`, `aud` and `exp`, and the
+//! role each operation needs.
+
+use super::error::ApiError;
+use axum::http::{Method, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const ROLE_ADMIN: &str = "ProvisioningAPI.Admin";
+pub const ROLE_READ: &str = "ProvisioningAPI.Read";
+pub const ROLE_WRITE: &str = "ProvisioningAPI.Write";
+pub const ROLE_DELETE: &str = "ProvisioningAPI.Delete";
+
+/// The audience of tokens for the Provisioning API: the documented scope
+/// without `/.default`.
+pub const DEFAULT_AUDIENCE: &str = "https://func-voiceservice-rp-prod-eastuseuap.azurewebsites.net";
+
+/// A client the token endpoint knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    /// The client secret (test credentials for the emulator only).
+    pub secret: Option<String>,
+    /// A PEM certificate whose key signs the client's assertions.
+    pub certificate: Option<PathBuf>,
+    pub roles: Vec<String>,
+}
+
+impl Client {
+    /// Parses `ID:SECRET:ROLE[,ROLE]`. A role may be given without its
+    /// `ProvisioningAPI.` prefix.
+    pub fn parse_secret(spec: &str) -> Result<Client, String> {
+        let mut parts = spec.splitn(3, ':');
+        let (Some(id), Some(secret), Some(roles)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("'{spec}': expected ID:SECRET:ROLE[,ROLE]"));
+        };
+        Ok(Client {
+            id: id.to_owned(),
+            secret: Some(secret.to_owned()),
+            certificate: None,
+            roles: parse_roles(roles)?,
+        })
+    }
+
+    /// Parses `ID:CERT.pem:ROLE[,ROLE]`.
+    pub fn parse_certificate(spec: &str) -> Result<Client, String> {
+        let mut parts = spec.splitn(3, ':');
+        let (Some(id), Some(cert), Some(roles)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("'{spec}': expected ID:CERTIFICATE.pem:ROLE[,ROLE]"));
+        };
+        Ok(Client {
+            id: id.to_owned(),
+            secret: None,
+            certificate: Some(PathBuf::from(cert)),
+            roles: parse_roles(roles)?,
+        })
+    }
+}
+
+fn parse_roles(text: &str) -> Result<Vec<String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|role| {
+            let full = if role.starts_with("ProvisioningAPI.") {
+                role.to_owned()
+            } else {
+                format!("ProvisioningAPI.{role}")
+            };
+            let known = [ROLE_ADMIN, ROLE_READ, ROLE_WRITE, ROLE_DELETE];
+            let user = known.iter().any(|k| full == format!("{k}User"));
+            if known.contains(&full.as_str()) || user {
+                Ok(full)
+            } else {
+                Err(format!(
+                    "unknown role '{role}' (Admin, Read, Write, Delete, or their ...User twins)"
+                ))
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub aud: String,
+    pub iss: String,
+    pub sub: String,
+    pub appid: String,
+    pub tid: String,
+    pub roles: Vec<String>,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+}
+
+/// Signs and checks tokens.
+pub struct Issuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    lifetime: Duration,
+    audience: String,
+    clients: HashMap<String, Client>,
+    /// Public keys of certificate clients, as PEM.
+    client_keys: HashMap<String, Vec<u8>>,
+}
+
+/// The form of a client-credentials token request.
+#[derive(Debug, Deserialize)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_assertion: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub ext_expires_in: u64,
+    pub access_token: String,
+}
+
+/// Entra's error shape: `{ "error": "invalid_client", "error_description": "..." }`.
+#[derive(Debug, Serialize)]
+pub struct TokenError {
+    pub error: &'static str,
+    pub error_description: String,
+}
+
+impl Issuer {
+    pub fn new(clients: &[Client], lifetime: Duration, audience: &str) -> Result<Issuer, String> {
+        let secret: [u8; 32] = rand::random();
+        let mut client_keys = HashMap::new();
+        for client in clients {
+            if let Some(path) = &client.certificate {
+                let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let cert = openssl::x509::X509::from_pem(&pem)
+                    .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
+                let key = cert
+                    .public_key()
+                    .and_then(|k| k.public_key_to_pem())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                client_keys.insert(client.id.clone(), key);
+            }
+        }
+        Ok(Issuer {
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            lifetime,
+            audience: audience.trim_end_matches('/').to_owned(),
+            clients: clients.iter().map(|c| (c.id.clone(), c.clone())).collect(),
+            client_keys,
+        })
+    }
+
+    /// Answers a token request; `endpoint` is the token URL the request was
+    /// sent to (what a client assertion's `aud` must be).
+    pub fn token(
+        &self,
+        tenant: &str,
+        request: &TokenRequest,
+        endpoint: &str,
+    ) -> Result<TokenResponse, (StatusCode, TokenError)> {
+        let fail = |status, error, description: String| {
+            Err((
+                status,
+                TokenError {
+                    error,
+                    error_description: description,
+                },
+            ))
+        };
+        if request.grant_type.as_deref() != Some("client_credentials") {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "AADSTS70003: only client_credentials is supported".into(),
+            );
+        }
+        let Some(client_id) = request.client_id.as_deref() else {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "AADSTS900144: client_id is required".into(),
+            );
+        };
+        let Some(client) = self.clients.get(client_id) else {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                format!(
+                    "AADSTS700016: application '{client_id}' was not found in tenant '{tenant}'"
+                ),
+            );
+        };
+        let scope = request.scope.as_deref().unwrap_or("");
+        let Some(resource) = scope.strip_suffix("/.default") else {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("AADSTS1002012: scope '{scope}' must end with /.default"),
+            );
+        };
+        match (&request.client_secret, &request.client_assertion) {
+            (Some(secret), _) if client.secret.as_deref() == Some(secret.as_str()) => {}
+            (Some(_), _) => {
+                return fail(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "AADSTS7000215: Invalid client secret provided.".into(),
+                );
+            }
+            (None, Some(assertion)) => self
+                .check_assertion(client_id, assertion, endpoint)
+                .map_err(|description| {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        TokenError {
+                            error: "invalid_client",
+                            error_description: description,
+                        },
+                    )
+                })?,
+            (None, None) => {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "AADSTS7000216: client_secret or client_assertion is required".into(),
+                );
+            }
+        }
+        let now = super::store::now_ms() / 1000;
+        let claims = Claims {
+            aud: resource.trim_end_matches('/').to_owned(),
+            iss: format!("https://sts.windows.net/{tenant}/"),
+            sub: client_id.to_owned(),
+            appid: client_id.to_owned(),
+            tid: tenant.to_owned(),
+            roles: client.roles.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + self.lifetime.as_secs().max(1),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TokenError {
+                    error: "server_error",
+                    error_description: e.to_string(),
+                },
+            )
+        })?;
+        Ok(TokenResponse {
+            token_type: "Bearer",
+            expires_in: self.lifetime.as_secs().max(1),
+            ext_expires_in: self.lifetime.as_secs().max(1),
+            access_token: token,
+        })
+    }
+
+    fn check_assertion(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        endpoint: &str,
+    ) -> Result<(), String> {
+        let key = self.client_keys.get(client_id).ok_or_else(|| {
+            format!("AADSTS700027: client '{client_id}' has no certificate registered")
+        })?;
+        let key = DecodingKey::from_rsa_pem(key).map_err(|e| format!("AADSTS700027: {e}"))?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&[endpoint]);
+        validation.set_issuer(&[client_id]);
+        validation.leeway = 60;
+        #[derive(Deserialize)]
+        struct Assertion {
+            sub: String,
+        }
+        let data =
+            jsonwebtoken::decode::<Assertion>(assertion, &key, &validation).map_err(|e| {
+                format!("AADSTS700027: client assertion failed signature or claim validation: {e}")
+            })?;
+        if data.claims.sub != client_id {
+            return Err("AADSTS700027: assertion subject is not the client".into());
+        }
+        Ok(())
+    }
+
+    /// Checks a bearer token and the role the operation needs.
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        method: &Method,
+        action: Option<&str>,
+    ) -> Result<Claims, ApiError> {
+        let unauthorized = |code: &str, message: String| {
+            ApiError::new(StatusCode::UNAUTHORIZED, code, message).header(
+                axum::http::header::WWW_AUTHENTICATE,
+                "Bearer error=\"invalid_token\"",
+            )
+        };
+        let token = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| unauthorized("Unauthorized", "missing bearer token".into()))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[&self.audience]);
+        validation.leeway = 0;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized(
+                    "ExpiredAuthenticationToken",
+                    "the access token has expired".into(),
+                ),
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => unauthorized(
+                    "InvalidAuthenticationTokenAudience",
+                    format!("the token's audience is not {}", self.audience),
+                ),
+                _ => unauthorized(
+                    "InvalidAuthenticationToken",
+                    format!("the access token is invalid: {e}"),
+                ),
+            })?
+            .claims;
+        let needed = required_role(method, action);
+        let has = |role: &str| {
+            claims
+                .roles
+                .iter()
+                .any(|r| r == role || *r == format!("{role}User"))
+        };
+        if has(ROLE_ADMIN) || has(needed) {
+            Ok(claims)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AuthorizationFailed",
+                format!("the client '{}' lacks the role {needed} (or {ROLE_ADMIN}) this operation needs", claims.appid),
+            ))
+        }
+    }
+}
+
+/// The role an operation needs: GET and the capability queries read, PUT,
+/// PATCH and the batch create/update write, DELETE and the batch delete
+/// delete.
+pub fn required_role(method: &Method, action: Option<&str>) -> &'static str {
+    match (method.as_str(), action) {
+        ("GET" | "HEAD", _) => ROLE_READ,
+        ("DELETE", _) | ("POST", Some("deleteNumbers")) => ROLE_DELETE,
+        ("POST", Some("getTeamsCapabilityPlans" | "getTeamsAvailableCapabilities")) => ROLE_READ,
+        _ => ROLE_WRITE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_specs() {
+        let c = Client::parse_secret("app:s3cret:Read,ProvisioningAPI.Write").unwrap();
+        assert_eq!(c.roles, vec![ROLE_READ, ROLE_WRITE]);
+        assert!(Client::parse_secret("app:s3cret:Root").is_err());
+        assert!(Client::parse_secret("app").is_err());
+        assert_eq!(
+            Client::parse_secret("a:b:AdminUser").unwrap().roles,
+            vec!["ProvisioningAPI.AdminUser"]
+        );
+    }
+
+    #[test]
+    fn roles_by_operation() {
+        assert_eq!(required_role(&Method::GET, None), ROLE_READ);
+        assert_eq!(
+            required_role(&Method::POST, Some("createOrUpdateNumbers")),
+            ROLE_WRITE
+        );
+        assert_eq!(
+            required_role(&Method::POST, Some("deleteNumbers")),
+            ROLE_DELETE
+        );
+        assert_eq!(required_role(&Method::PATCH, None), ROLE_WRITE);
+    }
+
+    #[test]
+    fn issue_and_authorize() {
+        let clients = vec![Client::parse_secret("app:pw:Read").unwrap()];
+        let issuer = Issuer::new(&clients, Duration::from_secs(60), DEFAULT_AUDIENCE).unwrap();
+        let request = TokenRequest {
+            grant_type: Some("client_credentials".into()),
+            client_id: Some("app".into()),
+            client_secret: Some("pw".into()),
+            client_assertion: None,
+            client_assertion_type: None,
+            scope: Some(format!("{DEFAULT_AUDIENCE}/.default")),
+        };
+        let token = issuer.token("t", &request, "x").unwrap().access_token;
+        let header = format!("Bearer {token}");
+        assert!(issuer.authorize(Some(&header), &Method::GET, None).is_ok());
+        let err = issuer
+            .authorize(Some(&header), &Method::PUT, None)
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::FORBIDDEN);
+        let err = issuer.authorize(None, &Method::GET, None).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        let bad = TokenRequest {
+            client_secret: Some("nope".into()),
+            ..request
+        };
+        assert_eq!(
+            issuer.token("t", &bad, "x").unwrap_err().0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
