@@ -5,10 +5,13 @@
 //! [`validate`] checks them offline (with [`phone`] for the numbers
 //! themselves), and the API resources are the serde types of [`model`].
 
+pub mod client;
 pub mod csvconf;
 pub mod emulator;
+pub mod engine;
 pub mod model;
 pub mod phone;
+pub mod plan;
 pub mod sample;
 pub mod sheet;
 pub mod validate;

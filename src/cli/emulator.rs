@@ -56,6 +56,10 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "N/min", default_value = "100/min", value_parser = parse_rate, help_heading = "Emulator")]
     pub rate_limit: RateLimit,
 
+    /// Requests allowed at once before the pace applies [default: a minute's worth]
+    #[arg(long, value_name = "N", help_heading = "Emulator")]
+    pub rate_burst: Option<u32>,
+
     /// Items per list page when the client does not say
     #[arg(
         long,
@@ -95,6 +99,11 @@ pub struct EmulatorArgs {
     /// ID:CERT.pem:ROLE[,ROLE]
     #[arg(long = "client-certificate", value_name = "ID:CERT:ROLES", value_parser = Client::parse_certificate, help_heading = "Emulator auth")]
     pub client_certificates: Vec<Client>,
+
+    /// Serve an App Service managed identity at /msi/token for clients
+    /// that send this X-IDENTITY-HEADER, as HEADER:ROLE[,ROLE]
+    #[arg(long, value_name = "HEADER:ROLES", value_parser = Client::parse_managed_identity, help_heading = "Emulator auth")]
+    pub managed_identity: Option<Client>,
 
     /// Lifetime of the tokens it issues
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration, help_heading = "Emulator auth")]
@@ -209,11 +218,13 @@ impl EmulatorArgs {
                 (None, false) => SeedSource::Demo,
             },
             rate_limit: self.rate_limit.0,
+            rate_burst: self.rate_burst,
             default_page_size: self.default_page_size.max(1),
             max_page_size: self.max_page_size.max(1),
             sync_delay: self.sync_delay,
             repeatability_window: self.repeatability_window,
             clients: (self.auth == "entra").then_some(clients),
+            managed_identity: self.managed_identity.clone(),
             token_lifetime: self.token_lifetime,
             audience: self.audience.clone(),
             faults: Faults {

@@ -4,7 +4,10 @@
 //! here and nowhere else.
 
 mod args;
+mod connect;
 mod emulator;
+mod import;
+mod resume;
 mod sample;
 mod ui;
 mod validate;
@@ -21,6 +24,8 @@ pub enum Status {
     RowsFailed = 1,
     /// Usage, input or configuration error.
     Fatal = 2,
+    /// Stopped early; resumable.
+    Stopped = 3,
 }
 
 #[derive(Parser)]
@@ -47,6 +52,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Validate(validate::Args),
+    Import(Box<import::Args>),
+    Delete(Box<import::Args>),
+    Resume(Box<resume::Args>),
     Emulator(Box<emulator::Args>),
     Sample(sample::Args),
 }
@@ -56,6 +64,9 @@ pub fn main() -> ExitCode {
     ui::init_logging(cli.verbose);
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Import(args) => import::run(*args, acgbulk::engine::journal::Action::Import),
+        Command::Delete(args) => import::run(*args, acgbulk::engine::journal::Action::Delete),
+        Command::Resume(args) => resume::run(*args),
         Command::Emulator(args) => emulator::run(*args),
         Command::Sample(args) => sample::run(args),
     };

@@ -48,6 +48,19 @@ impl Client {
         })
     }
 
+    /// Parses `HEADER:ROLE[,ROLE]`: the managed identity's secret header.
+    pub fn parse_managed_identity(spec: &str) -> Result<Client, String> {
+        let (header, roles) = spec
+            .split_once(':')
+            .ok_or_else(|| format!("'{spec}': expected HEADER:ROLE[,ROLE]"))?;
+        Ok(Client {
+            id: "managed-identity".to_owned(),
+            secret: Some(header.to_owned()),
+            certificate: None,
+            roles: parse_roles(roles)?,
+        })
+    }
+
     /// Parses `ID:CERT.pem:ROLE[,ROLE]`.
     pub fn parse_certificate(spec: &str) -> Result<Client, String> {
         let mut parts = spec.splitn(3, ':');
@@ -108,6 +121,8 @@ pub struct Issuer {
     clients: HashMap<String, Client>,
     /// Public keys of certificate clients, as PEM.
     client_keys: HashMap<String, Vec<u8>>,
+    /// The managed identity's secret header and roles.
+    managed_identity: Option<(String, Vec<String>)>,
 }
 
 /// The form of a client-credentials token request.
@@ -129,6 +144,16 @@ pub struct TokenResponse {
     pub access_token: String,
 }
 
+/// The App Service managed identity answer (`expires_on` in Unix seconds,
+/// as a string).
+#[derive(Debug, Serialize)]
+pub struct ManagedIdentityToken {
+    pub access_token: String,
+    pub expires_on: String,
+    pub resource: String,
+    pub token_type: &'static str,
+}
+
 /// Entra's error shape: `{ "error": "invalid_client", "error_description": "..." }`.
 #[derive(Debug, Serialize)]
 pub struct TokenError {
@@ -138,6 +163,16 @@ pub struct TokenError {
 
 impl Issuer {
     pub fn new(clients: &[Client], lifetime: Duration, audience: &str) -> Result<Issuer, String> {
+        Issuer::with_managed_identity(clients, None, lifetime, audience)
+    }
+
+    /// With a managed identity: `Client::secret` is its secret header.
+    pub fn with_managed_identity(
+        clients: &[Client],
+        managed_identity: Option<&Client>,
+        lifetime: Duration,
+        audience: &str,
+    ) -> Result<Issuer, String> {
         let secret: [u8; 32] = rand::random();
         let mut client_keys = HashMap::new();
         for client in clients {
@@ -159,6 +194,8 @@ impl Issuer {
             audience: audience.trim_end_matches('/').to_owned(),
             clients: clients.iter().map(|c| (c.id.clone(), c.clone())).collect(),
             client_keys,
+            managed_identity: managed_identity
+                .map(|m| (m.secret.clone().unwrap_or_default(), m.roles.clone())),
         })
     }
 
@@ -238,33 +275,103 @@ impl Issuer {
                 );
             }
         }
+        let (access_token, expires_in) = self
+            .sign(tenant, client_id, &client.roles, resource)
+            .map_err(|e| {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TokenError {
+                        error: "server_error",
+                        error_description: e,
+                    },
+                )
+            })?;
+        Ok(TokenResponse {
+            token_type: "Bearer",
+            expires_in,
+            ext_expires_in: expires_in,
+            access_token,
+        })
+    }
+
+    /// A signed token for `client_id` with `roles`, for `resource`; and
+    /// its lifetime in seconds.
+    fn sign(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        roles: &[String],
+        resource: &str,
+    ) -> Result<(String, u64), String> {
         let now = super::store::now_ms() / 1000;
+        let lifetime = self.lifetime.as_secs().max(1);
         let claims = Claims {
             aud: resource.trim_end_matches('/').to_owned(),
             iss: format!("https://sts.windows.net/{tenant}/"),
             sub: client_id.to_owned(),
             appid: client_id.to_owned(),
             tid: tenant.to_owned(),
-            roles: client.roles.clone(),
+            roles: roles.to_vec(),
             iat: now,
             nbf: now,
-            exp: now + self.lifetime.as_secs().max(1),
+            exp: now + lifetime,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| {
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
+            .map_err(|e| e.to_string())?;
+        Ok((token, lifetime))
+    }
+
+    /// The App Service managed identity endpoint: a token for `resource`
+    /// when `header` is the identity's secret header.
+    pub fn managed_identity_token(
+        &self,
+        header: Option<&str>,
+        resource: &str,
+    ) -> Result<ManagedIdentityToken, (StatusCode, TokenError)> {
+        let Some((secret, roles)) = &self.managed_identity else {
+            return Err((
+                StatusCode::NOT_FOUND,
                 TokenError {
-                    error: "server_error",
-                    error_description: e.to_string(),
+                    error: "not_found",
+                    error_description: "the emulator has no managed identity (--managed-identity)"
+                        .into(),
                 },
-            )
-        })?;
-        Ok(TokenResponse {
+            ));
+        };
+        if header != Some(secret.as_str()) {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                TokenError {
+                    error: "invalid_request",
+                    error_description: "the X-IDENTITY-HEADER is missing or wrong".into(),
+                },
+            ));
+        }
+        if resource.is_empty() {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                TokenError {
+                    error: "invalid_request",
+                    error_description: "resource is required".into(),
+                },
+            ));
+        }
+        let (access_token, lifetime) = self
+            .sign("managed", "managed-identity", roles, resource)
+            .map_err(|e| {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TokenError {
+                        error: "server_error",
+                        error_description: e,
+                    },
+                )
+            })?;
+        Ok(ManagedIdentityToken {
+            access_token,
+            expires_on: (super::store::now_ms() / 1000 + lifetime).to_string(),
+            resource: resource.to_owned(),
             token_type: "Bearer",
-            expires_in: self.lifetime.as_secs().max(1),
-            ext_expires_in: self.lifetime.as_secs().max(1),
-            access_token: token,
         })
     }
 

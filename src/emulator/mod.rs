@@ -143,6 +143,9 @@ pub struct EmulatorConfig {
     pub seed: SeedSource,
     /// Requests per minute across the API; `None` for no limit.
     pub rate_limit: Option<u32>,
+    /// Requests allowed at once before the pace applies [default: a
+    /// minute's worth].
+    pub rate_burst: Option<u32>,
     pub default_page_size: usize,
     pub max_page_size: usize,
     /// How long backend sync takes.
@@ -150,6 +153,9 @@ pub struct EmulatorConfig {
     pub repeatability_window: Duration,
     /// `None` serves without authentication.
     pub clients: Option<Vec<auth::Client>>,
+    /// An App Service style managed identity (`/msi/token`): its secret
+    /// header and roles.
+    pub managed_identity: Option<auth::Client>,
     pub token_lifetime: Duration,
     pub audience: String,
     pub faults: Faults,
@@ -166,11 +172,13 @@ impl Default for EmulatorConfig {
             save_every: Duration::from_secs(5),
             seed: SeedSource::Demo,
             rate_limit: Some(100),
+            rate_burst: None,
             default_page_size: 100,
             max_page_size: 1000,
             sync_delay: Duration::from_secs(2),
             repeatability_window: Duration::from_secs(24 * 3600),
             clients: None,
+            managed_identity: None,
             token_lifetime: Duration::from_secs(3600),
             audience: auth::DEFAULT_AUDIENCE.to_owned(),
             faults: Faults::default(),
@@ -325,6 +333,35 @@ async fn token(
     }
 }
 
+async fn managed_identity(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(issuer) = &app.issuer else {
+        return error::ApiError::not_found(
+            "NotFound",
+            "the emulator runs without authentication (--auth none)",
+        )
+        .into_response();
+    };
+    let resource = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "resource")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let header = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
+    match issuer.managed_identity_token(header, &resource) {
+        Ok(token) => {
+            app.store().counters.tokens_issued += 1;
+            axum::Json(token).into_response()
+        }
+        Err((status, error)) => (status, axum::Json(error)).into_response(),
+    }
+}
+
 /// The routes: the API behind its guard, plus the token endpoint and stats.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
@@ -365,6 +402,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .route("/_emulator/stats", get(stats))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/msi/token", get(managed_identity))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(guard::BODY_LIMIT))
         .with_state(app)
@@ -402,14 +440,26 @@ fn build_app(config: EmulatorConfig) -> Result<App, EmulatorError> {
             let rate = NonZeroU32::new(rate).ok_or_else(|| {
                 EmulatorError::Config("the rate limit must be at least 1 a minute".into())
             })?;
-            Some(RateLimiter::direct(Quota::per_minute(rate)))
+            let mut quota = Quota::per_minute(rate);
+            if let Some(burst) = config.rate_burst {
+                let burst = NonZeroU32::new(burst).ok_or_else(|| {
+                    EmulatorError::Config("the rate burst must be at least 1".into())
+                })?;
+                quota = quota.allow_burst(burst);
+            }
+            Some(RateLimiter::direct(quota))
         }
         None => None,
     };
     let issuer = match &config.clients {
         Some(clients) => Some(
-            auth::Issuer::new(clients, config.token_lifetime, &config.audience)
-                .map_err(EmulatorError::Config)?,
+            auth::Issuer::with_managed_identity(
+                clients,
+                config.managed_identity.as_ref(),
+                config.token_lifetime,
+                &config.audience,
+            )
+            .map_err(EmulatorError::Config)?,
         ),
         None => None,
     };

@@ -186,6 +186,20 @@ pub struct RowCheck {
     pub findings: Vec<Finding>,
 }
 
+/// What a row's number cell shows: the number, or a range as `a..b`.
+pub fn number_text(row: &RawRow, header: &HeaderMap) -> String {
+    match (
+        row.get(header, Column::TelephoneNumber),
+        row.get(header, Column::RangeStart),
+        row.get(header, Column::RangeEnd),
+    ) {
+        (Some(number), _, _) => number.to_owned(),
+        (None, Some(a), Some(b)) => format!("{a}..{b}"),
+        (None, Some(a), None) | (None, None, Some(a)) => a.to_owned(),
+        (None, None, None) => String::new(),
+    }
+}
+
 /// `+digits` text for a number kept as digits.
 pub fn e164(number: u64) -> String {
     format!("+{number}")
@@ -253,12 +267,7 @@ impl<'a> RowRules<'a> {
         let h = self.header;
         let number_cell = row.get(h, Column::TelephoneNumber);
         let range_cells = (row.get(h, Column::RangeStart), row.get(h, Column::RangeEnd));
-        let number_text = match (number_cell, range_cells) {
-            (Some(n), _) => n.to_owned(),
-            (None, (Some(a), Some(b))) => format!("{a}..{b}"),
-            (None, (Some(a), None)) | (None, (None, Some(a))) => a.to_owned(),
-            (None, (None, None)) => String::new(),
-        };
+        let number_text = number_text(row, h);
         let mut out = Out {
             row,
             number_text,

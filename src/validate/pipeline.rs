@@ -57,6 +57,10 @@ pub struct Expanded {
     pub entries: Vec<Entry>,
     invalid: Vec<u64>,
     pub accounts: Vec<String>,
+    /// The first error of each invalid row, by row index.
+    row_errors: FxHashMap<u32, (Code, Box<str>)>,
+    /// Errors of single numbers (in ranges, and duplicates), by entry.
+    entry_errors: FxHashMap<u32, (Code, Box<str>)>,
 }
 
 impl Expanded {
@@ -81,6 +85,14 @@ impl Expanded {
 
     pub fn invalid_count(&self) -> u64 {
         self.invalid.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
+    /// Why entry `entry` is invalid (its first error).
+    pub fn error_of(&self, entry: usize) -> Option<(Code, &str)> {
+        self.entry_errors
+            .get(&(entry as u32))
+            .or_else(|| self.row_errors.get(&self.entries[entry].row))
+            .map(|(code, message)| (*code, &**message))
     }
 
     /// The account name of an entry, if it has a usable one.
@@ -257,6 +269,31 @@ impl Collector {
                     }
                 },
             };
+            let first_entry = self.expanded.entries.len() as u32;
+            for finding in check
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+            {
+                let number = finding
+                    .telephone_number
+                    .strip_prefix('+')
+                    .and_then(|d| d.parse::<u64>().ok());
+                let error = (finding.code, finding.message.clone().into_boxed_str());
+                match (check.numbers, number) {
+                    (super::Numbers::Range { start, count }, Some(n))
+                        if n >= start && n < start + count =>
+                    {
+                        self.expanded
+                            .entry_errors
+                            .entry(first_entry + (n - start) as u32)
+                            .or_insert(error);
+                    }
+                    _ => {
+                        self.expanded.row_errors.entry(row).or_insert(error);
+                    }
+                }
+            }
             let mut bad = check.bad_numbers.iter().peekable();
             for offset in 0..check.numbers.len() {
                 let is_bad = bad.next_if_eq(&&offset).is_some();
@@ -334,6 +371,11 @@ impl Collector {
                     ),
                 });
                 self.expanded.mark_invalid(index as usize);
+                let last = findings.last().expect("just pushed");
+                self.expanded
+                    .entry_errors
+                    .entry(index)
+                    .or_insert((Code::Duplicate, last.message.clone().into_boxed_str()));
             }
         }
         findings.sort_by(|a, b| {

@@ -1,0 +1,379 @@
+//! `acgbulk import` and `acgbulk delete`: load a sheet of numbers into the
+//! gateway (or release them), at the rate limit, with a results file and a
+//! checkpoint to resume from.
+//!
+//! ```text
+//! acgbulk import INPUT [--endpoint URL | --emulator] [auth options]
+//!                [--results FILE] [--checkpoint FILE] [--dry-run] [--skip-invalid]
+//!                [--wait-sync] [--batch-size N] [--rate-limit N/min] [--concurrency N]
+//! acgbulk delete INPUT ...   (needs only telephoneNumber and accountName, or --account)
+//! ```
+//!
+//! Exit 0 when every number is done, 1 when some failed or were invalid,
+//! 2 for input or configuration errors, 3 when stopped early (resumable).
+
+use super::args::SheetArgs;
+use super::connect::{Connected, ConnectionArgs};
+use super::{ui, Status};
+use acgbulk::engine::journal::{Action, Journal};
+use acgbulk::engine::{self, EngineError, Prepared, RunOptions, RunSummary};
+use acgbulk::plan::MAX_BATCH_SIZE;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Load a sheet of numbers into the gateway at the rate limit
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The sheet: CSV (`-` for standard input), .xlsx, .xlsm, .xlsb, .xls or .ods
+    pub input: PathBuf,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub sheet: SheetArgs,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// What a run writes and how it sends.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The results file, one line per number
+    /// [default: INPUT's name with .results.csv, beside it]
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub results: Option<PathBuf>,
+
+    /// The checkpoint to resume from [default: RESULTS.checkpoint]
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// The validation report [default: INPUT's name with .report.csv]
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub report: Option<PathBuf>,
+
+    /// Show the plan (accounts, batches, requests, time) and send nothing
+    #[arg(long, help_heading = "Run")]
+    pub dry_run: bool,
+
+    /// Send the valid rows and mark the others invalid in the results,
+    /// instead of refusing the whole sheet
+    #[arg(long, help_heading = "Run")]
+    pub skip_invalid: bool,
+
+    /// After the writes, wait until backend sync has finished for every
+    /// number, and record its outcome
+    #[arg(long, help_heading = "Run")]
+    pub wait_sync: bool,
+
+    /// How long --wait-sync waits at most
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration, help_heading = "Run")]
+    pub sync_timeout: Duration,
+
+    /// Pause between --wait-sync polls
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, help_heading = "Run")]
+    pub sync_poll: Duration,
+
+    /// Numbers per batch request (at most 100)
+    #[arg(long, value_name = "N", default_value_t = MAX_BATCH_SIZE as u32, value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_SIZE as i64), help_heading = "Run")]
+    pub batch_size: u32,
+
+    /// Batch requests in flight at once (the rate limit still paces them)
+    #[arg(long, value_name = "N", default_value_t = 8, help_heading = "Run")]
+    pub concurrency: usize,
+
+    /// Start over even if the checkpoint holds an unfinished run
+    #[arg(long, help_heading = "Run")]
+    pub restart: bool,
+
+    /// Print the summary as JSON on standard output
+    #[arg(long, help_heading = "Run")]
+    pub json: bool,
+}
+
+fn beside(input: &Path, suffix: &str) -> PathBuf {
+    if input == Path::new("-") {
+        return PathBuf::from(format!("stdin{suffix}"));
+    }
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    input.with_file_name(format!("{stem}{suffix}"))
+}
+
+pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
+    let results = args
+        .run
+        .results
+        .clone()
+        .unwrap_or_else(|| beside(&args.input, ".results.csv"));
+    let checkpoint = args.run.checkpoint.clone().unwrap_or_else(|| {
+        let mut name = results.clone().into_os_string();
+        name.push(".checkpoint");
+        PathBuf::from(name)
+    });
+    let report = args
+        .run
+        .report
+        .clone()
+        .unwrap_or_else(|| beside(&args.input, ".report.csv"));
+    let mut input = args.input.clone();
+    if input == Path::new("-") {
+        // Standard input is read more than once: keep a copy beside the results.
+        let spool = beside(&results, ".input.csv");
+        acgbulk::sheet::spool_stdin(&spool)
+            .with_context(|| format!("cannot copy standard input to {}", spool.display()))?;
+        input = spool;
+    }
+    if checkpoint.exists() && !args.run.dry_run {
+        let (_, records) = Journal::peek(&checkpoint)?;
+        let finished = records
+            .iter()
+            .any(|r| matches!(r, engine::journal::Record::Finished { .. }));
+        if !finished && !args.run.restart {
+            return Err(EngineError::Unfinished { checkpoint }.into());
+        }
+    }
+    let options = RunOptions {
+        action,
+        input,
+        sheet: args.sheet.sheet_options(),
+        rules: args.sheet.rule_options(),
+        batch_size: args.run.batch_size as usize,
+        skip_invalid: args.run.skip_invalid,
+        results,
+        checkpoint,
+        report,
+        concurrency: args.run.concurrency,
+        wait_sync: args.run.wait_sync && action == Action::Import,
+        sync_timeout: args.run.sync_timeout,
+        sync_poll: args.run.sync_poll,
+        grace: Duration::from_secs(10),
+        retry_failed: false,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let bar = ui::bar(None, "rows validated");
+        let endpoint_hint = match (&args.connection.endpoint, args.connection.emulator) {
+            (_, true) => "(in-process emulator)".to_owned(),
+            (Some(url), _) => url.as_str().trim_end_matches('/').to_owned(),
+            (None, false) => String::new(),
+        };
+        let prepared = {
+            let options = options.clone();
+            let bar = bar.clone();
+            tokio::task::spawn_blocking(move || {
+                engine::prepare(&options, &endpoint_hint, &mut |rows| bar.set_position(rows))
+            })
+            .await
+            .context("validation stopped")??
+        };
+        bar.finish_and_clear();
+        let invalid = prepared.validation.invalid;
+        if invalid > 0 && !options.skip_invalid {
+            super::validate::print_summary(
+                &prepared.validation,
+                &options.report,
+                &prepared.first_findings,
+            );
+            eprintln!(
+                "nothing sent: fix the invalid rows, or give --skip-invalid to send the valid ones"
+            );
+            if args.run.json {
+                ui::print_json(&prepared.validation)?;
+            }
+            return Ok(Status::RowsFailed);
+        }
+        if args.run.dry_run {
+            print_plan(&prepared, &options, args.connection.rate_limit.0);
+            return Ok(Status::Done);
+        }
+        let connected = args.connection.connect(None).await?;
+        let mut prepared = prepared;
+        prepared.header.endpoint = connected.endpoint.clone();
+        let journal = Journal::create(&options.checkpoint, prepared.header.clone())?;
+        let outcome = send(prepared, &options, &connected, journal, Vec::new()).await;
+        finish(outcome, connected, &options.checkpoint, args.run.json).await
+    })
+}
+
+/// Runs the engine with a progress bar and Ctrl-C / SIGTERM handling.
+pub async fn send(
+    prepared: Prepared,
+    options: &RunOptions,
+    connected: &Connected,
+    journal: Journal,
+    records: Vec<engine::journal::Record>,
+) -> Result<RunSummary, EngineError> {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        super::emulator::wait_for_signal().await;
+        eprintln!("stopping: waiting briefly for answers in flight, then saving the checkpoint (Ctrl-C again does not hurry it)");
+        let _ = stop_tx.send(true);
+    });
+    let bar = ui::bar(Some(prepared.plan.numbers()), "numbers");
+    let started = std::time::Instant::now();
+    let progress: engine::Progress = {
+        let bar = bar.clone();
+        let first: std::sync::Mutex<Option<u64>> = std::sync::Mutex::new(None);
+        Arc::new(move |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+            let mut first = first.lock().expect("lock");
+            let base = *first.get_or_insert(done);
+            let minutes = started.elapsed().as_secs_f64() / 60.0;
+            if minutes > 0.0 {
+                bar.set_message(format!("{:.0}/min", (done - base) as f64 / minutes));
+            }
+        })
+    };
+    let summary = engine::execute(
+        prepared,
+        options,
+        connected.client.clone(),
+        journal,
+        records,
+        stop,
+        progress,
+    )
+    .await;
+    bar.finish_and_clear();
+    signals.abort();
+    summary
+}
+
+/// Prints the outcome and maps it to an exit status.
+pub async fn finish(
+    outcome: Result<RunSummary, EngineError>,
+    connected: Connected,
+    checkpoint: &Path,
+    json: bool,
+) -> anyhow::Result<Status> {
+    if let Some(emulator) = connected.emulator {
+        emulator.stop().await?;
+    }
+    let summary = outcome?;
+    if json {
+        ui::print_json(&summary)?;
+    }
+    print_summary(&summary, &connected.endpoint);
+    let resume = format!("acgbulk resume {}", checkpoint.display());
+    Ok(if summary.stopped {
+        eprintln!(
+            "stopped early ({}); resume with: {resume}",
+            summary.stop_reason.as_deref().unwrap_or("unknown reason")
+        );
+        eprintln!("  (give the same credentials again; they are not kept in the checkpoint)");
+        // A refused credential or address is a configuration error.
+        if summary
+            .stop_reason
+            .as_deref()
+            .is_some_and(|r| !r.starts_with("stopped by"))
+        {
+            Status::Fatal
+        } else {
+            Status::Stopped
+        }
+    } else if summary.failed + summary.invalid + summary.skipped > 0 {
+        Status::RowsFailed
+    } else {
+        Status::Done
+    })
+}
+
+fn print_summary(summary: &RunSummary, endpoint: &str) {
+    let t = ui::thousands;
+    eprintln!(
+        "{} {} -> {endpoint}",
+        summary.action,
+        summary.input.display()
+    );
+    eprintln!(
+        "  {} numbers: {} ok, {} failed, {} invalid, {} skipped",
+        t(summary.numbers),
+        t(summary.ok),
+        t(summary.failed),
+        t(summary.invalid),
+        t(summary.skipped)
+    );
+    eprintln!(
+        "  {} batches, {} requests ({} retries, {} throttled), {:.1} s, {:.0} numbers/min",
+        t(summary.batches),
+        t(summary.requests),
+        t(summary.retries),
+        t(summary.throttled),
+        summary.elapsed_seconds,
+        summary.numbers_per_minute
+    );
+    if summary.sync_pending > 0 {
+        eprintln!(
+            "  {} numbers still pending backend sync",
+            t(summary.sync_pending)
+        );
+    }
+    eprintln!("  results:    {}", summary.results.display());
+    eprintln!("  checkpoint: {}", summary.checkpoint.display());
+}
+
+fn print_plan(prepared: &Prepared, options: &RunOptions, rate: Option<u32>) {
+    let t = ui::thousands;
+    let plan = &prepared.plan;
+    let per_minute = rate.unwrap_or(100);
+    eprintln!(
+        "dry run: {} {} (nothing sent)",
+        options.action.label(),
+        options.input.display()
+    );
+    eprintln!(
+        "  {} numbers valid of {} ({} invalid{})",
+        t(plan.numbers()),
+        t(prepared.validation.numbers),
+        t(prepared.validation.invalid),
+        if prepared.validation.invalid > 0 {
+            ", left out with --skip-invalid"
+        } else {
+            ""
+        }
+    );
+    eprintln!(
+        "  {} accounts, {} batches of at most {}: {} requests",
+        plan.accounts(),
+        t(plan.batches.len() as u64),
+        options.batch_size,
+        t(plan.batches.len() as u64)
+    );
+    let duration = plan.duration_at(per_minute);
+    eprintln!(
+        "  about {} at {per_minute} requests/min (without --wait-sync polling)",
+        humantime::format_duration(Duration::from_secs(
+            duration
+                .as_secs()
+                .max(if plan.batches.is_empty() { 0 } else { 1 })
+        ))
+    );
+    let mut per_account: Vec<(usize, u64, u64)> = Vec::new();
+    for batch in &plan.batches {
+        match per_account.last_mut() {
+            Some((a, batches, numbers)) if *a == batch.account as usize => {
+                *batches += 1;
+                *numbers += batch.len as u64;
+            }
+            _ => per_account.push((batch.account as usize, 1, batch.len as u64)),
+        }
+    }
+    for (account, batches, numbers) in per_account.iter().take(20) {
+        eprintln!(
+            "    {:<24} {:>8} numbers {:>6} batches",
+            prepared.expanded.accounts[*account],
+            t(*numbers),
+            t(*batches)
+        );
+    }
+    if per_account.len() > 20 {
+        eprintln!("    ... and {} more accounts", per_account.len() - 20);
+    }
+}

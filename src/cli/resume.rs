@@ -1,0 +1,95 @@
+//! `acgbulk resume`: finish a stopped or crashed import or delete.
+//!
+//! ```text
+//! acgbulk resume CHECKPOINT [--endpoint URL | --emulator] [auth options] [--retry-failed]
+//! ```
+//!
+//! Refuses a changed input; skips what the service answered; sends again,
+//! with their original repeatability ids, the batches that were in flight;
+//! completes the results file. Secrets are never kept in the checkpoint, so
+//! give the credentials again; the endpoint defaults to the recorded one.
+
+use super::connect::ConnectionArgs;
+use super::import::{finish, send};
+use super::{ui, Status};
+use acgbulk::engine::journal::{Journal, Record};
+use acgbulk::engine::{self, EngineError};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Finish a stopped or crashed import or delete from its checkpoint
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The checkpoint the run wrote (RESULTS.checkpoint)
+    pub checkpoint: PathBuf,
+
+    /// Also send again the batches that failed without a usable answer
+    /// (5xx or none), with their original repeatability ids
+    #[arg(long)]
+    pub retry_failed: bool,
+
+    /// Batch requests in flight at once
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Print the summary as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    let (header, records) = Journal::peek(&args.checkpoint)?;
+    let finished = records.iter().any(|r| matches!(r, Record::Finished { .. }));
+    if finished && !args.retry_failed {
+        eprintln!(
+            "{} is from a finished run: nothing to resume (results: {})",
+            args.checkpoint.display(),
+            header.results.display()
+        );
+        return Ok(Status::Done);
+    }
+    let options = engine::options_from_header(
+        &header,
+        &args.checkpoint,
+        args.concurrency,
+        args.retry_failed,
+        Duration::from_secs(10),
+    );
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (journal, header, records) = Journal::open(&args.checkpoint)?;
+        let bar = ui::bar(None, "rows checked");
+        let prepared = {
+            let (header, options, bar) = (header.clone(), options.clone(), bar.clone());
+            tokio::task::spawn_blocking(move || {
+                engine::prepare_resume(&header, &options, &mut |rows| bar.set_position(rows))
+            })
+            .await
+            .context("validation stopped")?
+        };
+        bar.finish_and_clear();
+        let prepared = prepared.map_err(|e| match e {
+            EngineError::InputChanged { .. } => anyhow::Error::from(e).context("cannot resume"),
+            other => other.into(),
+        })?;
+        let connected = args.connection.connect(Some(&header.endpoint)).await?;
+        if connected.endpoint != header.endpoint {
+            tracing::warn!(
+                "the run began against {}; resuming against {}",
+                header.endpoint,
+                connected.endpoint
+            );
+        }
+        eprintln!(
+            "resuming {} of {}",
+            header.action.label(),
+            header.input.display()
+        );
+        let outcome = send(prepared, &options, &connected, journal, records).await;
+        finish(outcome, connected, &args.checkpoint, args.json).await
+    })
+}

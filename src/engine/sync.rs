@@ -1,0 +1,161 @@
+//! `--wait-sync`: after the writes, poll the accounts' number lists (paged,
+//! at the run's pace: never one GET per number) until no number of the run
+//! is pending backend sync, or the time runs out.
+
+use super::PartDone;
+use crate::client::pacer::sleep_or_stop;
+use crate::client::{ApiRequest, ProvisioningClient};
+use crate::model::{Number, Page};
+use crate::plan::Plan;
+use crate::validate::pipeline::Expanded;
+use reqwest::Method;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Sync states learnt by polling, over what the writes answered.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    /// Numbers still pending: number to entry.
+    pending: FxHashMap<u64, u32>,
+    accounts: BTreeSet<u32>,
+    /// What polling found, by entry: letter and the backend's errors (JSON).
+    found: FxHashMap<u32, (char, Option<String>)>,
+}
+
+impl SyncState {
+    pub fn from_outcomes(
+        plan: &Plan,
+        expanded: &Expanded,
+        outcomes: &[Option<Vec<PartDone>>],
+    ) -> SyncState {
+        let mut state = SyncState::default();
+        for (b, parts) in outcomes.iter().enumerate() {
+            for part in parts.iter().flatten() {
+                let Some(letters) = &part.sync else { continue };
+                for (&e, letter) in plan
+                    .entries(b, part.lo as usize, part.hi as usize)
+                    .iter()
+                    .zip(letters.chars())
+                {
+                    if letter == 'p' {
+                        state.pending.insert(expanded.entries[e as usize].number, e);
+                        state.accounts.insert(plan.batches[b].account);
+                    }
+                }
+            }
+        }
+        state
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.pending.len() as u64
+    }
+
+    /// What polling learnt of `entry`, if anything.
+    pub fn status(&self, entry: u32) -> Option<(char, Option<String>)> {
+        self.found.get(&entry).cloned()
+    }
+
+    fn learn(&mut self, number: &Number) {
+        let Some(digits) = number
+            .telephone_number
+            .strip_prefix('+')
+            .and_then(|d| d.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let Some(&entry) = self.pending.get(&digits) else {
+            return;
+        };
+        let letter = match number.service_provisioning_status.as_deref() {
+            Some("pending") => return,
+            Some("synced") => 's',
+            Some("failed") => 'f',
+            _ => '-',
+        };
+        let errors = number
+            .service_provisioning_errors
+            .as_ref()
+            .map(|e| serde_json::to_string(e).expect("serializes"));
+        self.found.insert(entry, (letter, errors));
+        self.pending.remove(&digits);
+    }
+}
+
+/// The first backend error of a `serviceProvisioningErrors` JSON list.
+pub fn first_error(errors: &str) -> (String, String) {
+    let list: Vec<crate::model::ServiceProvisioningError> =
+        serde_json::from_str(errors).unwrap_or_default();
+    match list.first() {
+        Some(e) => (
+            e.code.clone(),
+            match &e.target {
+                Some(target) => format!("backend sync failed ({target}): {}", e.message),
+                None => format!("backend sync failed: {}", e.message),
+            },
+        ),
+        None => ("SyncFailed".into(), "backend sync failed".into()),
+    }
+}
+
+/// Polls until nothing of the run is pending, `deadline` passes, or `stop`.
+pub async fn wait(
+    client: &ProvisioningClient,
+    expanded: &Expanded,
+    state: &mut SyncState,
+    poll: std::time::Duration,
+    deadline: Instant,
+    stop: &mut watch::Receiver<bool>,
+) {
+    while state.pending() > 0 && Instant::now() < deadline {
+        if sleep_or_stop(poll, stop).await.is_err() {
+            return;
+        }
+        for account in state.accounts.clone() {
+            let name = &expanded.accounts[account as usize];
+            let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+            let mut request = ApiRequest::new(Method::GET, format!("/accounts/{encoded}/numbers"));
+            request.query.push(("maxpagesize".into(), "1000".into()));
+            let mut url = client.url(&request.path, &request.query);
+            loop {
+                let page: Page<Number> = match client.execute_url(&request, url.clone(), stop).await
+                {
+                    Ok(response) if response.status.is_success() => match response.json() {
+                        Ok(page) => page,
+                        Err(e) => {
+                            tracing::warn!("wait-sync: {e}");
+                            break;
+                        }
+                    },
+                    Ok(response) => {
+                        tracing::warn!("wait-sync: listing {name} answered {}", response.status);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!("wait-sync: {e}");
+                        return;
+                    }
+                };
+                for number in &page.value {
+                    state.learn(number);
+                }
+                match page
+                    .next_link
+                    .as_deref()
+                    .and_then(|link| url.join(link).ok())
+                {
+                    Some(next) => url = next,
+                    None => break,
+                }
+            }
+        }
+        state.accounts.retain(|&a| {
+            state
+                .pending
+                .values()
+                .any(|&e| expanded.entries[e as usize].account == a)
+        });
+    }
+}

@@ -1,0 +1,530 @@
+//! Imports authenticated through Entra ID as the emulator plays it: client
+//! secret and certificate credentials, a managed identity, tokens expiring
+//! and keys rotating mid-run, a missing role; and secrets that never leak.
+
+mod common;
+
+use acgbulk::emulator::auth::Client;
+use acgbulk::emulator::{Emulator, EmulatorConfig, SeedSource, Stats, TlsSource};
+use common::Run;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SECRET: &str = "s3cret-Value-never-to-be-printed";
+
+/// A CA and a server certificate for 127.0.0.1, as PEM files.
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    emulator: Option<Emulator>,
+}
+
+impl Server {
+    fn start(config: EmulatorConfig) -> Server {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let emulator = runtime
+            .block_on(Emulator::start(config))
+            .expect("the emulator starts");
+        Server {
+            runtime,
+            emulator: Some(emulator),
+        }
+    }
+
+    fn url(&self) -> String {
+        self.emulator.as_ref().unwrap().url.clone()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.emulator.as_ref().unwrap().addr
+    }
+
+    fn stats(&self) -> Stats {
+        self.emulator.as_ref().unwrap().stats()
+    }
+
+    fn numbers(&self) -> BTreeMap<u64, String> {
+        self.emulator.as_ref().unwrap().with_store(|s| {
+            s.numbers
+                .iter()
+                .map(|(n, r)| (*n, r.account.to_string()))
+                .collect()
+        })
+    }
+
+    fn stop(mut self) {
+        let emulator = self.emulator.take().unwrap();
+        self.runtime.block_on(emulator.stop()).unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            let _ = self.runtime.block_on(emulator.stop());
+        }
+    }
+}
+
+fn config(dir: &Path, clients: Vec<Client>) -> EmulatorConfig {
+    let (_, cert, key) = if dir.join("ca.pem").exists() {
+        (
+            dir.join("ca.pem"),
+            dir.join("server.pem"),
+            dir.join("server.key"),
+        )
+    } else {
+        tls_files(dir)
+    };
+    EmulatorConfig {
+        rate_limit: None,
+        seed: SeedSource::Demo,
+        clients: Some(clients),
+        tls: Some(TlsSource::Files { cert, key }),
+        ..EmulatorConfig::default()
+    }
+}
+
+fn sheet(dir: &Path, rows: u64) -> PathBuf {
+    let path = dir.join("numbers.csv");
+    let mut csv =
+        String::from("telephoneNumber,accountName,serviceDetails_teamsDirectRouting_enabled\n");
+    for i in 0..rows {
+        csv.push_str(&format!(
+            "+1425{:07},{},true\n",
+            2_000_000 + i,
+            ["contoso", "fabrikam"][i as usize % 2]
+        ));
+    }
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+/// Runs `acgbulk ARGS` with exactly the environment `env` adds.
+fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(common::bin());
+    command.args(args).current_dir(dir).stdin(Stdio::null());
+    for name in [
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_AUTHORITY_HOST",
+        "ACG_TOKEN",
+        "ACG_ENDPOINT",
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "MSI_ENDPOINT",
+        "RUST_LOG",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap().into()
+}
+
+fn secret_env(url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AZURE_TENANT_ID", "contoso-tenant".to_owned()),
+        ("AZURE_CLIENT_ID", "loader".to_owned()),
+        ("AZURE_CLIENT_SECRET", SECRET.to_owned()),
+        ("AZURE_AUTHORITY_HOST", url.to_owned()),
+    ]
+}
+
+fn borrow<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[test]
+fn client_secret_over_tls_survives_expiring_tokens_and_never_leaks() {
+    let dir = common::tempdir();
+    let server = Server::start(EmulatorConfig {
+        token_lifetime: Duration::from_secs(2),
+        ..config(
+            dir.path(),
+            vec![Client::parse_secret(&format!("loader:{SECRET}:Read,Write")).unwrap()],
+        )
+    });
+    let input = sheet(dir.path(), 2_500);
+    let url = server.url();
+    let ca = dir.path().join("ca.pem");
+    let env = secret_env(&url);
+    // 25 batches at 500 a minute: three seconds, past the tokens' lifetime.
+    let run = run_env(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--rate-limit",
+            "500/min",
+            "-vv",
+        ],
+        &borrow(&env),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stats = server.stats();
+    assert!(
+        stats.counters.tokens_issued >= 2,
+        "tokens were renewed: {stats:?}"
+    );
+    assert_eq!(
+        stats.counters.unauthorized, 0,
+        "renewed before they expired"
+    );
+    assert_eq!(server.numbers().len(), 2_500);
+    // The secret is nowhere: output, logs, checkpoint, results.
+    assert!(!run.stdout.contains(SECRET) && !run.stderr.contains(SECRET));
+    for file in [
+        "numbers.results.csv",
+        "numbers.results.csv.checkpoint",
+        "numbers.report.csv",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert!(!text.contains(SECRET), "{file} holds the secret");
+        assert!(!text.contains("eyJ"), "{file} holds a token");
+    }
+    // TLS is verified: without the CA, the token endpoint (the same server
+    // here) is refused, a configuration error.
+    let started = std::time::Instant::now();
+    let run = run_env(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--results",
+            "no-ca.csv",
+            "--max-attempts",
+            "1",
+        ],
+        &borrow(&env),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("UnknownIssuer") || run.stderr.contains("certificate"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "no minute of retrying a TLS error"
+    );
+    // Without authentication at all, the API's own TLS check refuses it.
+    let run = run_env(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--results",
+            "no-ca2.csv",
+            "--max-attempts",
+            "1",
+            "--auth",
+            "none",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines = common::read_csv(&dir.path().join("no-ca2.csv"));
+    assert!(
+        lines[1][7].contains("certificate") || lines[1][7].contains("UnknownIssuer"),
+        "{:?}",
+        lines[1]
+    );
+}
+
+#[test]
+fn a_rotated_key_gets_one_fresh_token_and_the_run_goes_on() {
+    let dir = common::tempdir();
+    let state = dir.path().join("emulator.json");
+    let clients = vec![Client::parse_secret(&format!("loader:{SECRET}:Admin")).unwrap()];
+    let server = Server::start(EmulatorConfig {
+        state: Some(state.clone()),
+        ..config(dir.path(), clients.clone())
+    });
+    let addr = server.addr();
+    let url = server.url();
+    let input = sheet(dir.path(), 3_000);
+    let ca = dir.path().join("ca.pem");
+    let mut child = Command::new(common::bin())
+        .args([
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--rate-limit",
+            "600/min",
+        ])
+        .args([
+            "--retry-backoff",
+            "50ms",
+            "--max-backoff",
+            "300ms",
+            "--max-attempts",
+            "30",
+        ])
+        .envs(secret_env(&url))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    // A restart signs with a new key: the token the client holds no longer
+    // verifies, though it has not expired.
+    server.stop();
+    let server = Server::start(EmulatorConfig {
+        listen: addr,
+        state: Some(state),
+        ..config(dir.path(), clients)
+    });
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let stats = server.stats();
+    assert!(
+        stats.counters.unauthorized >= 1,
+        "the old token was refused: {stats:?}"
+    );
+    assert!(
+        stats.counters.tokens_issued >= 1,
+        "and a fresh one obtained"
+    );
+    assert_eq!(server.numbers().len(), 3_000);
+    assert_eq!(stats.max_writes_per_number, 1);
+}
+
+#[test]
+fn a_missing_role_fails_the_run_with_a_clear_message() {
+    let dir = common::tempdir();
+    let server = Server::start(config(
+        dir.path(),
+        vec![Client::parse_secret(&format!("loader:{SECRET}:Read")).unwrap()],
+    ));
+    let input = sheet(dir.path(), 300);
+    let url = server.url();
+    let ca = dir.path().join("ca.pem");
+    let env = secret_env(&url);
+    let run = run_env(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--rate-limit",
+            "off",
+        ],
+        &borrow(&env),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ProvisioningAPI.Write"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("acgbulk resume"), "{}", run.stderr);
+    assert!(server.numbers().is_empty());
+    // A wrong secret: refused at the token endpoint.
+    let mut env = secret_env(&url);
+    env[2].1 = "wrong".to_owned();
+    let run = run_env(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--restart",
+        ],
+        &borrow(&env),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Invalid client secret"),
+        "{}",
+        run.stderr
+    );
+    // A token given as is, that the service refuses, even after one retry.
+    std::fs::write(dir.path().join("token"), "not-a-token\n").unwrap();
+    let run = run_env(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--token-file",
+            "token",
+            "--restart",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("refused the credentials twice"),
+        "{}",
+        run.stderr
+    );
+    // There is no flag that takes a secret.
+    let run = run_env(
+        dir.path(),
+        &["import", "x.csv", "--client-secret", SECRET],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn certificate_credentials_sign_their_assertion() {
+    use openssl::{
+        asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509::X509NameBuilder,
+        x509::X509,
+    };
+    let dir = common::tempdir();
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "acgbulk-loader").unwrap();
+    let name = name.build();
+    let mut builder = X509::builder().unwrap();
+    builder.set_version(2).unwrap();
+    builder.set_subject_name(&name).unwrap();
+    builder.set_issuer_name(&name).unwrap();
+    builder.set_pubkey(&key).unwrap();
+    builder
+        .set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    builder
+        .set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    builder.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = builder.build();
+    let cert_only = dir.path().join("loader.crt");
+    std::fs::write(&cert_only, cert.to_pem().unwrap()).unwrap();
+    let with_key = dir.path().join("loader.pem");
+    std::fs::write(
+        &with_key,
+        [
+            cert.to_pem().unwrap(),
+            key.private_key_to_pem_pkcs8().unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let server = Server::start(config(
+        dir.path(),
+        vec![
+            Client::parse_certificate(&format!("loader:{}:Write,Read", cert_only.display()))
+                .unwrap(),
+        ],
+    ));
+    let url = server.url();
+    let input = sheet(dir.path(), 200);
+    let ca = dir.path().join("ca.pem");
+    let run = run_env(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--rate-limit",
+            "off",
+        ],
+        &[
+            ("AZURE_TENANT_ID", "contoso-tenant"),
+            ("AZURE_CLIENT_ID", "loader"),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", with_key.to_str().unwrap()),
+            ("AZURE_AUTHORITY_HOST", &url),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.numbers().len(), 200);
+    assert!(server.stats().counters.tokens_issued >= 1);
+}
+
+#[test]
+fn managed_identity_gets_its_token_from_the_identity_endpoint() {
+    let dir = common::tempdir();
+    let server = Server::start(EmulatorConfig {
+        managed_identity: Some(
+            Client::parse_managed_identity("identity-header-value:Admin").unwrap(),
+        ),
+        ..config(dir.path(), Vec::new())
+    });
+    let url = server.url();
+    let input = sheet(dir.path(), 150);
+    let ca = dir.path().join("ca.pem");
+    let endpoint = format!("{url}/msi/token");
+    let run = run_env(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--rate-limit",
+            "off",
+            "--auth",
+            "managed-identity",
+        ],
+        &[
+            ("IDENTITY_ENDPOINT", &endpoint),
+            ("IDENTITY_HEADER", "identity-header-value"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.numbers().len(), 150);
+}
