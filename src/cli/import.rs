@@ -301,7 +301,7 @@ fn print_summary(summary: &RunSummary, endpoint: &str) {
         t(summary.skipped)
     );
     eprintln!(
-        "  {} batches, {} requests ({} retries, {} throttled), {:.1} s, {:.0} numbers/min",
+        "  {} batches, {} requests ({} retries, {} throttled), {:.1} s, {:.0} numbers/min while sending",
         t(summary.batches),
         t(summary.requests),
         t(summary.retries),

@@ -53,6 +53,11 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Import(Box<import::Args>),
+    /// Release the numbers of a sheet from the gateway at the rate limit
+    ///
+    /// The same engine as import, with :deleteNumbers; the sheet needs only
+    /// telephoneNumber and accountName (or --account).
+    #[command(long_about = None)]
     Delete(Box<import::Args>),
     Resume(Box<resume::Args>),
     Emulator(Box<emulator::Args>),

@@ -353,6 +353,9 @@ pub struct RunSummary {
     pub throttled: u64,
     pub token_refreshes: u64,
     pub elapsed_seconds: f64,
+    /// From the first batch sent to the last answer of this run.
+    pub send_seconds: f64,
+    /// Numbers answered per minute while sending, in this run.
     pub numbers_per_minute: f64,
     /// Numbers still pending backend sync when the run ended.
     pub sync_pending: u64,
@@ -738,6 +741,8 @@ pub async fn execute(
     live.flush().map_err(write_err)?;
     progress(done_numbers.load(Ordering::Relaxed), total);
 
+    let done_before = done_numbers.load(Ordering::Relaxed);
+    let sending = Instant::now();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut launched = pending.into_iter();
@@ -824,6 +829,8 @@ pub async fn execute(
             handle(result, &mut outcomes, &mut live, &mut engine_error).map_err(write_err)?;
         }
     }
+    let send_seconds = sending.elapsed().as_secs_f64();
+    let sent = done_numbers.load(Ordering::Relaxed) - done_before;
     drop(live);
     if let Some(error) = engine_error {
         return Err(error);
@@ -874,7 +881,8 @@ pub async fn execute(
     summary.throttled = counters.throttled.load(Ordering::Relaxed);
     summary.token_refreshes = counters.token_refreshes.load(Ordering::Relaxed);
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
-    summary.numbers_per_minute = summary.ok as f64 * 60.0 / summary.elapsed_seconds.max(0.001);
+    summary.send_seconds = send_seconds;
+    summary.numbers_per_minute = sent as f64 * 60.0 / send_seconds.max(0.001);
     summary.sync_pending = sync_state.pending();
     Ok(summary)
 }

@@ -1,0 +1,221 @@
+//! Import throughput, CPU, memory and resume start-up:
+//! `cargo bench --bench import`.
+//!
+//! 1. A 100,000-number import against `acgbulk emulator --rate-limit R/min`
+//!    (R = 6,000 by default, `BENCH_RATE`), the client paced at the same R:
+//!    achieved numbers/min against the ceiling R x 100, 429s received, and
+//!    the import's CPU time per 10,000 numbers (`BENCH_RUNS` runs, medians).
+//! 2. A 1,000,000-number import with both limits off: the import's peak RSS.
+//! 3. Its checkpoint cut back to 90 % of the batches (as if stopped there),
+//!    then `acgbulk resume`: the time from start to its first request, seen
+//!    by polling the emulator's request counter.
+
+#[path = "common.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ACCOUNTS: [&str; 4] = ["contoso", "fabrikam", "northwind", "adatum"];
+
+/// `numbers` Direct Routing numbers, a whole number of full batches per
+/// account.
+fn sheet(path: &Path, numbers: u64) {
+    if path.exists() {
+        return;
+    }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "telephoneNumber,accountName,serviceDetails_teamsDirectRouting_enabled,configuration_customSipHeader").unwrap();
+    for i in 0..numbers {
+        let account = (i / 100) as usize % ACCOUNTS.len();
+        writeln!(
+            out,
+            "+1425{:07},{},true,trunk-{}",
+            2_000_000 + i,
+            ACCOUNTS[account],
+            account
+        )
+        .unwrap();
+    }
+}
+
+fn emulator(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(common::bin())
+        .args(["emulator", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (
+        child,
+        line.trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+}
+
+fn stats(url: &str) -> serde_json::Value {
+    reqwest::blocking::get(format!("{url}/_emulator/stats"))
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+fn import(args: &[&str]) -> (serde_json::Value, Duration) {
+    let cpu_before = common::children_cpu();
+    let output = Command::new(common::bin())
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let cpu = common::children_cpu() - cpu_before;
+    assert!(
+        output.status.success(),
+        "acgbulk {args:?}: {:?}",
+        output.status
+    );
+    (serde_json::from_slice(&output.stdout).unwrap(), cpu)
+}
+
+fn main() {
+    let rate: u64 = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6000);
+    let dir = common::data_dir();
+    let small = dir.join("import-100k.csv");
+    sheet(&small, 100_000);
+
+    // 1. Throughput at the rate limit.
+    let mut ratios = Vec::new();
+    let mut per_minute = Vec::new();
+    let mut cpu_per_10k = Vec::new();
+    let mut throttled = 0;
+    for run in 0..common::runs() {
+        let (server, url) = emulator(&["--rate-limit", &format!("{rate}/min")]);
+        let results = dir.join(format!("import-100k-{run}.results.csv"));
+        let _ = std::fs::remove_file(PathBuf::from(format!("{}.checkpoint", results.display())));
+        let (summary, cpu) = import(&[
+            "import",
+            small.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--rate-limit",
+            &format!("{rate}/min"),
+            "--results",
+            results.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(summary["ok"], 100_000);
+        throttled +=
+            summary["throttled"].as_u64().unwrap() + stats(&url)["throttled"].as_u64().unwrap();
+        let achieved = summary["numbersPerMinute"].as_f64().unwrap();
+        per_minute.push(achieved);
+        ratios.push(achieved / (rate as f64 * 100.0));
+        cpu_per_10k.push(cpu.as_secs_f64() / 10.0);
+        stop(server);
+    }
+
+    // 2. Memory on a million numbers.
+    let big = dir.join("import-1m.csv");
+    sheet(&big, 1_000_000);
+    let (server, url) = emulator(&["--rate-limit", "off"]);
+    let results = dir.join("import-1m.results.csv");
+    let checkpoint = PathBuf::from(format!("{}.checkpoint", results.display()));
+    let _ = std::fs::remove_file(&checkpoint);
+    let rss_before = common::children_peak_rss_kib();
+    let (summary, _) = import(&[
+        "import",
+        big.to_str().unwrap(),
+        "--endpoint",
+        &url,
+        "--rate-limit",
+        "off",
+        "--concurrency",
+        "16",
+        "--results",
+        results.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(summary["ok"], 1_000_000);
+    let peak_mib = common::children_peak_rss_kib().max(rss_before) as f64 / 1024.0;
+
+    // 3. Resume a run stopped at 90 %: keep the journal's records of the
+    // first 9,000 batches.
+    let text = std::fs::read_to_string(&checkpoint).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            let json = line.split_once(' ').map(|(_, j)| j).unwrap_or("");
+            let record: serde_json::Value = serde_json::from_str(json).unwrap();
+            match record["t"].as_str() {
+                Some("header") => true,
+                Some("finished") => false,
+                _ => record["b"].as_u64().unwrap() < 9_000,
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut starts = Vec::new();
+    for _ in 0..common::runs() {
+        std::fs::write(&checkpoint, &kept).unwrap();
+        let before = stats(&url)["requests"].as_u64().unwrap();
+        let started = Instant::now();
+        let mut child = Command::new(common::bin())
+            .args([
+                "resume",
+                checkpoint.to_str().unwrap(),
+                "--rate-limit",
+                "off",
+                "--concurrency",
+                "16",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let first = loop {
+            if stats(&url)["requests"].as_u64().unwrap() > before {
+                break started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        assert!(child.wait().unwrap().success());
+        starts.push(first.as_secs_f64());
+    }
+    stop(server);
+
+    println!("import benchmark ({} runs; emulator and client at {rate} requests/min, so the ceiling is {} numbers/min)", ratios.len(), rate * 100);
+    println!(
+        "  100,000 numbers: achieved median {:.0} numbers/min = {:.2} % of the ceiling (runs {:?})",
+        common::median(per_minute),
+        common::median(ratios.clone()) * 100.0,
+        ratios
+            .iter()
+            .map(|r| (r * 10000.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    println!("  429s received over all runs: {throttled}");
+    println!(
+        "  CPU time (user + system) per 10,000 numbers: median {:.3} s",
+        common::median(cpu_per_10k)
+    );
+    println!("  1,000,000 numbers, limits off: peak RSS of the import {peak_mib:.1} MiB");
+    println!("  resume of a 1,000,000-number run stopped at 90 %: first request after median {:.3} s (runs {:?})",
+        common::median(starts.clone()),
+        starts.iter().map(|s| (s * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+}
