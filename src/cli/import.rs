@@ -116,6 +116,7 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         name.push(".checkpoint");
         PathBuf::from(name)
     });
+    let checkpoint = std::path::absolute(&checkpoint).unwrap_or(checkpoint);
     let report = args
         .run
         .report
