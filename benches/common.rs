@@ -68,3 +68,40 @@ pub fn runs() -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5)
 }
+
+/// Starts `acgbulk emulator --listen 127.0.0.1:0 ARGS`; returns it and its URL.
+pub fn emulator(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(bin())
+        .args(["emulator", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the emulator starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("piped"))
+        .read_line(&mut line)
+        .expect("a first line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("listening on URL")
+        .to_owned();
+    (child, url)
+}
+
+/// Stops an emulator process cleanly.
+pub fn stop(mut child: std::process::Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+}
+
+/// The emulator's `/_emulator/stats`.
+pub fn stats(url: &str) -> serde_json::Value {
+    reqwest::blocking::get(format!("{url}/_emulator/stats"))
+        .expect("stats answer")
+        .json()
+        .expect("stats are JSON")
+}

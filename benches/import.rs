@@ -13,9 +13,9 @@
 #[path = "common.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ACCOUNTS: [&str; 4] = ["contoso", "fabrikam", "northwind", "adatum"];
@@ -39,40 +39,6 @@ fn sheet(path: &Path, numbers: u64) {
         )
         .unwrap();
     }
-}
-
-fn emulator(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(common::bin())
-        .args(["emulator", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (
-        child,
-        line.trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned(),
-    )
-}
-
-fn stop(mut child: Child) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
-}
-
-fn stats(url: &str) -> serde_json::Value {
-    reqwest::blocking::get(format!("{url}/_emulator/stats"))
-        .unwrap()
-        .json()
-        .unwrap()
 }
 
 fn import(args: &[&str]) -> (serde_json::Value, Duration) {
@@ -106,7 +72,7 @@ fn main() {
     let mut cpu_per_10k = Vec::new();
     let mut throttled = 0;
     for run in 0..common::runs() {
-        let (server, url) = emulator(&["--rate-limit", &format!("{rate}/min")]);
+        let (server, url) = common::emulator(&["--rate-limit", &format!("{rate}/min")]);
         let results = dir.join(format!("import-100k-{run}.results.csv"));
         let _ = std::fs::remove_file(PathBuf::from(format!("{}.checkpoint", results.display())));
         let (summary, cpu) = import(&[
@@ -121,19 +87,19 @@ fn main() {
             "--json",
         ]);
         assert_eq!(summary["ok"], 100_000);
-        throttled +=
-            summary["throttled"].as_u64().unwrap() + stats(&url)["throttled"].as_u64().unwrap();
+        throttled += summary["throttled"].as_u64().unwrap()
+            + common::stats(&url)["throttled"].as_u64().unwrap();
         let achieved = summary["numbersPerMinute"].as_f64().unwrap();
         per_minute.push(achieved);
         ratios.push(achieved / (rate as f64 * 100.0));
         cpu_per_10k.push(cpu.as_secs_f64() / 10.0);
-        stop(server);
+        common::stop(server);
     }
 
     // 2. Memory on a million numbers.
     let big = dir.join("import-1m.csv");
     sheet(&big, 1_000_000);
-    let (server, url) = emulator(&["--rate-limit", "off"]);
+    let (server, url) = common::emulator(&["--rate-limit", "off"]);
     let results = dir.join("import-1m.results.csv");
     let checkpoint = PathBuf::from(format!("{}.checkpoint", results.display()));
     let _ = std::fs::remove_file(&checkpoint);
@@ -173,7 +139,7 @@ fn main() {
     let mut starts = Vec::new();
     for _ in 0..common::runs() {
         std::fs::write(&checkpoint, &kept).unwrap();
-        let before = stats(&url)["requests"].as_u64().unwrap();
+        let before = common::stats(&url)["requests"].as_u64().unwrap();
         let started = Instant::now();
         let mut child = Command::new(common::bin())
             .args([
@@ -189,7 +155,7 @@ fn main() {
             .spawn()
             .unwrap();
         let first = loop {
-            if stats(&url)["requests"].as_u64().unwrap() > before {
+            if common::stats(&url)["requests"].as_u64().unwrap() > before {
                 break started.elapsed();
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -197,7 +163,7 @@ fn main() {
         assert!(child.wait().unwrap().success());
         starts.push(first.as_secs_f64());
     }
-    stop(server);
+    common::stop(server);
 
     println!("import benchmark ({} runs; emulator and client at {rate} requests/min, so the ceiling is {} numbers/min)", ratios.len(), rate * 100);
     println!(

@@ -622,7 +622,16 @@ async fn etags_and_conditional_requests() {
         .put("/accounts/a/numbers/+14255550100", dr.clone())
         .await;
     let number_etag = headers["etag"].to_str().unwrap().to_owned();
-    api.put("/accounts/a/numbers/+14255550100", dr).await;
+    // Writing the same again changes nothing, ETag included.
+    let (status, headers, _) = api
+        .put("/accounts/a/numbers/+14255550100", dr.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["etag"].to_str().unwrap(), number_etag);
+    let mut changed = dr.clone();
+    changed["configuration"] = json!({ "customSipHeader": "trunk-2" });
+    let (_, headers, _) = api.put("/accounts/a/numbers/+14255550100", changed).await;
+    assert_ne!(headers["etag"].to_str().unwrap(), number_etag);
     let (status, _, _) = api
         .send(
             Method::DELETE,

@@ -41,16 +41,20 @@ fn options() -> impl Strategy<Value = RuleOptions> {
         any::<bool>(),
         prop::option::of("[A-Za-z]{2}"),
         1u64..200_000,
+        any::<bool>(),
     )
-        .prop_map(|(strict, normalize, country, max_range)| RuleOptions {
-            strict,
-            normalize,
-            default_country: country
-                .filter(|c| acgbulk::phone::normalize::parse_country(c).is_ok())
-                .filter(|_| normalize),
-            max_range,
-            account: None,
-        })
+        .prop_map(
+            |(strict, normalize, country, max_range, numbers_only)| RuleOptions {
+                strict,
+                normalize,
+                default_country: country
+                    .filter(|c| acgbulk::phone::normalize::parse_country(c).is_ok())
+                    .filter(|_| normalize),
+                max_range,
+                account: None,
+                numbers_only,
+            },
+        )
 }
 
 proptest! {

@@ -272,6 +272,39 @@ fn fatal_input_problems_exit_2_naming_file_row_and_column() {
 }
 
 #[test]
+fn delete_sheets_need_only_numbers_and_accounts() {
+    let dir = tempdir();
+    fs::write(
+        dir.path().join("d.csv"),
+        "telephoneNumber,accountName\n+442079460100,contoso\n+442079460101,bad name\n",
+    )
+    .unwrap();
+    // Validation as an import sheet: no service.
+    let r = run(dir.path(), &["validate", "d.csv", "--report", "-"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("NO_SERVICE"));
+    // As a delete sheet (dry run: nothing is sent), only the account is wrong.
+    let r = run(
+        dir.path(),
+        &[
+            "delete",
+            "d.csv",
+            "--dry-run",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = fs::read_to_string(dir.path().join("r.csv")).unwrap();
+    assert!(
+        report.contains("ACCOUNT_NAME") && !report.contains("NO_SERVICE"),
+        "{report}"
+    );
+}
+
+#[test]
 fn account_flag_fills_a_missing_column() {
     let dir = tempdir();
     fs::write(

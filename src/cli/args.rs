@@ -69,6 +69,7 @@ impl SheetArgs {
             default_country: self.default_country.clone(),
             max_range: self.max_range,
             account: self.account.clone(),
+            numbers_only: false,
         }
     }
 }

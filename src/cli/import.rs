@@ -15,9 +15,10 @@
 use super::args::SheetArgs;
 use super::connect::{Connected, ConnectionArgs};
 use super::{ui, Status};
-use acgbulk::engine::journal::{Action, Journal};
+use acgbulk::engine::journal::{self, Action, Journal};
 use acgbulk::engine::{self, EngineError, Prepared, RunOptions, RunSummary};
 use acgbulk::plan::MAX_BATCH_SIZE;
+use acgbulk::validate::RuleOptions;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,7 +132,7 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         input = spool;
     }
     if checkpoint.exists() && !args.run.dry_run {
-        let (_, records) = Journal::peek(&checkpoint)?;
+        let (_, records) = journal::peek(&checkpoint)?;
         let finished = records
             .iter()
             .any(|r| matches!(r, engine::journal::Record::Finished { .. }));
@@ -143,7 +144,10 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         action,
         input,
         sheet: args.sheet.sheet_options(),
-        rules: args.sheet.rule_options(),
+        rules: RuleOptions {
+            numbers_only: action == Action::Delete,
+            ..args.sheet.rule_options()
+        },
         batch_size: args.run.batch_size as usize,
         skip_invalid: args.run.skip_invalid,
         results,
@@ -196,7 +200,7 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         let connected = args.connection.connect(None).await?;
         let mut prepared = prepared;
         prepared.header.endpoint = connected.endpoint.clone();
-        let journal = Journal::create(&options.checkpoint, prepared.header.clone())?;
+        let journal = journal::create(&options.checkpoint, prepared.header.clone())?;
         let outcome = send(prepared, &options, &connected, journal, Vec::new()).await;
         finish(outcome, connected, &options.checkpoint, args.run.json).await
     })
@@ -286,7 +290,7 @@ pub async fn finish(
     })
 }
 
-fn print_summary(summary: &RunSummary, endpoint: &str) {
+pub fn print_summary(summary: &RunSummary, endpoint: &str) {
     let t = ui::thousands;
     eprintln!(
         "{} {} -> {endpoint}",

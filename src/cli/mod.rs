@@ -6,7 +6,9 @@
 mod args;
 mod connect;
 mod emulator;
+mod export;
 mod import;
+mod reconcile;
 mod resume;
 mod sample;
 mod ui;
@@ -60,6 +62,8 @@ enum Command {
     #[command(long_about = None)]
     Delete(Box<import::Args>),
     Resume(Box<resume::Args>),
+    Export(Box<export::Args>),
+    Reconcile(Box<reconcile::Args>),
     Emulator(Box<emulator::Args>),
     Sample(sample::Args),
 }
@@ -72,6 +76,8 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(*args, acgbulk::engine::journal::Action::Import),
         Command::Delete(args) => import::run(*args, acgbulk::engine::journal::Action::Delete),
         Command::Resume(args) => resume::run(*args),
+        Command::Export(args) => export::run(*args),
+        Command::Reconcile(args) => reconcile::run(*args),
         Command::Emulator(args) => emulator::run(*args),
         Command::Sample(args) => sample::run(args),
     };

@@ -12,7 +12,7 @@
 use super::connect::ConnectionArgs;
 use super::import::{finish, send};
 use super::{ui, Status};
-use acgbulk::engine::journal::{Journal, Record};
+use acgbulk::engine::journal::{self, Record};
 use acgbulk::engine::{self, EngineError};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let (header, records) = Journal::peek(&args.checkpoint)?;
+    let (header, records) = journal::peek(&args.checkpoint)?;
     let finished = records.iter().any(|r| matches!(r, Record::Finished { .. }));
     if finished && !args.retry_failed {
         eprintln!(
@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (journal, header, records) = Journal::open(&args.checkpoint)?;
+        let (journal, header, records) = journal::open(&args.checkpoint)?;
         let bar = ui::bar(None, "rows checked");
         let prepared = {
             let (header, options, bar) = (header.clone(), options.clone(), bar.clone());

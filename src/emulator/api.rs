@@ -5,6 +5,7 @@
 use super::error::{field, ApiError};
 use super::paging::{self, PageOut};
 use super::rules;
+use super::store::NumberBody;
 use super::store::{
     account_sync_errors, etag_matches, etag_text, now_ms, number_sync_errors, sync_status,
     AccountRecord, Millis, NumberRecord, RfiRecord, Store, Sync,
@@ -317,6 +318,24 @@ fn write_number(
     now: Millis,
     sync_delay: Millis,
 ) -> bool {
+    // Writing what is already there changes nothing: same ETag, no new
+    // backend sync, not counted as a number write.
+    if let Some(existing) = store.numbers.get(&digits) {
+        let same_account = *existing.account == *account_name;
+        let as_number = |body: &NumberBody| Number {
+            service_details: body.service_details.clone(),
+            configuration: body.configuration.clone(),
+            ..Number::default()
+        };
+        let before = crate::record::Fields::from_number(&as_number(&existing.body));
+        if same_account
+            && before
+                .diff(&crate::record::Fields::from_number(number))
+                .is_empty()
+        {
+            return false;
+        }
+    }
     let syncs = store
         .accounts
         .get(account_name)

@@ -76,7 +76,7 @@ pub enum CellNote {
 }
 
 /// One data row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RawRow {
     /// The row number a spreadsheet user sees: the heading row of a sheet
     /// that starts at the top is row 1.
@@ -132,7 +132,6 @@ enum Source {
         reader: csv::Reader<Box<dyn Read + Send>>,
         /// Bytes before the CSV data (a BOM), added to record offsets.
         base: u64,
-        record: StringRecord,
     },
     Grid {
         grid: Grid,
@@ -210,41 +209,36 @@ impl Sheet {
             file,
             header: Arc::new(header),
             header_row,
-            source: Source::Csv {
-                reader,
-                base,
-                record,
-            },
+            source: Source::Csv { reader, base },
         })
     }
 
-    /// Appends up to `max` non-blank data rows to `rows`; returns how many
-    /// were added (0 at the end of the sheet).
+    /// Reads up to `max` non-blank data rows into `rows`, reusing the rows
+    /// already there (and their allocations: a reader handed back its last
+    /// chunk parses into the same buffers), then cuts `rows` to what was
+    /// read. Returns how many; 0 at the end of the sheet.
     pub fn read_chunk(&mut self, rows: &mut Vec<RawRow>, max: usize) -> Result<usize, SheetError> {
-        let mut added = 0;
-        while added < max {
-            let row = match &mut self.source {
-                Source::Csv {
-                    reader,
-                    base,
-                    record,
-                } => {
+        let mut filled = 0;
+        while filled < max {
+            if filled == rows.len() {
+                rows.push(RawRow::default());
+            }
+            let slot = &mut rows[filled];
+            match &mut self.source {
+                Source::Csv { reader, base, .. } => {
                     if !reader
-                        .read_record(record)
+                        .read_record(&mut slot.cells)
                         .map_err(|e| csv_error(&self.file, e, Some(&self.header)))?
                     {
                         break;
                     }
-                    if is_blank(record) {
+                    if is_blank(&slot.cells) {
                         continue;
                     }
-                    let position = record.position().expect("records read have positions");
-                    RawRow {
-                        row: position.line(),
-                        at: *base + position.byte(),
-                        cells: record.clone(),
-                        notes: Vec::new(),
-                    }
+                    let position = slot.cells.position().expect("records read have positions");
+                    slot.row = position.line();
+                    slot.at = *base + position.byte();
+                    slot.notes.clear();
                 }
                 Source::Grid { grid, next } => {
                     if *next >= grid.range.height() {
@@ -253,15 +247,15 @@ impl Sheet {
                     let index = *next;
                     *next += 1;
                     match grid_row(grid, index, &self.header) {
-                        Some(row) => row,
+                        Some(row) => *slot = row,
                         None => continue,
                     }
                 }
-            };
-            rows.push(row);
-            added += 1;
+            }
+            filled += 1;
         }
-        Ok(added)
+        rows.truncate(filled);
+        Ok(filled)
     }
 }
 

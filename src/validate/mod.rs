@@ -121,6 +121,10 @@ pub struct RuleOptions {
     pub max_range: u64,
     /// Account for rows whose sheet has no `accountName` (or an empty cell).
     pub account: Option<String>,
+    /// Only the number and account matter (a delete): the service rules
+    /// are not applied.
+    #[serde(default)]
+    pub numbers_only: bool,
 }
 
 impl Default for RuleOptions {
@@ -131,6 +135,7 @@ impl Default for RuleOptions {
             default_country: None,
             max_range: 100_000,
             account: None,
+            numbers_only: false,
         }
     }
 }
@@ -184,6 +189,8 @@ pub struct RowCheck {
     /// Offsets into `numbers` that carry a number-level error.
     pub bad_numbers: Vec<u64>,
     pub findings: Vec<Finding>,
+    /// The row's configuration, when the pipeline was asked to collect it.
+    pub fields: Option<crate::record::Fields>,
 }
 
 /// What a row's number cell shows: the number, or a range as `a..b`.
@@ -321,7 +328,9 @@ impl<'a> RowRules<'a> {
 
         let numbers = self.check_numbers(&mut out, number_cell, range_cells, &mut bad_numbers);
         let account = self.check_account(&mut out);
-        self.check_services(&mut out, numbers);
+        if !self.options.numbers_only {
+            self.check_services(&mut out, numbers);
+        }
 
         RowCheck {
             row: row.row,
@@ -331,6 +340,48 @@ impl<'a> RowRules<'a> {
             row_invalid: out.row_invalid,
             bad_numbers,
             findings: out.findings,
+            fields: None,
+        }
+    }
+
+    /// Only what a row is: its numbers and account, without the rules
+    /// (for sheets of what is provisioned).
+    pub fn read(&self, row: &RawRow) -> RowCheck {
+        let h = self.header;
+        let account = row
+            .get(h, Column::AccountName)
+            .or(self.options.account.as_deref())
+            .map(str::to_owned);
+        let digits = |text: &str| {
+            text.trim()
+                .strip_prefix('+')
+                .filter(|d| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|d| d.parse::<u64>().ok())
+        };
+        let numbers = match row.get(h, Column::TelephoneNumber) {
+            Some(cell) => match cell.split_once("..") {
+                None => digits(cell).map_or(Numbers::None, Numbers::One),
+                Some((a, b)) => match (digits(a), digits(b)) {
+                    (Some(a), Some(b)) if a <= b && b - a < self.options.max_range => {
+                        Numbers::Range {
+                            start: a,
+                            count: b - a + 1,
+                        }
+                    }
+                    _ => Numbers::None,
+                },
+            },
+            None => Numbers::None,
+        };
+        RowCheck {
+            row: row.row,
+            at: row.at,
+            row_invalid: account.is_none() || numbers == Numbers::None,
+            account,
+            numbers,
+            bad_numbers: Vec::new(),
+            findings: Vec::new(),
+            fields: None,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct Expanded {
     row_errors: FxHashMap<u32, (Code, Box<str>)>,
     /// Errors of single numbers (in ranges, and duplicates), by entry.
     entry_errors: FxHashMap<u32, (Code, Box<str>)>,
+    /// Distinct configurations, when collected.
+    pub fields: Vec<crate::record::Fields>,
+    /// Index into `fields` per entry, when collected.
+    entry_fields: Vec<u32>,
 }
 
 impl Expanded {
@@ -85,6 +89,16 @@ impl Expanded {
 
     pub fn invalid_count(&self) -> u64 {
         self.invalid.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
+    /// The configuration of entry `entry`, when collected.
+    pub fn fields_of(&self, entry: usize) -> Option<&crate::record::Fields> {
+        self.field_id(entry).map(|i| &self.fields[i as usize])
+    }
+
+    /// The index into [`Expanded::fields`] of entry `entry`, when collected.
+    pub fn field_id(&self, entry: usize) -> Option<u32> {
+        self.entry_fields.get(entry).copied()
     }
 
     /// Why entry `entry` is invalid (its first error).
@@ -138,10 +152,60 @@ pub struct Validated {
 /// findings in input order, then duplicates by row) and the number of rows
 /// done so far to `progress`.
 pub fn validate(
+    sheet: Sheet,
+    options: &RuleOptions,
+    sink: &mut dyn FnMut(&Finding) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Validated, ValidateError> {
+    validate_with(sheet, options, sink, progress, false)
+}
+
+/// As [`validate`]; with `collect_fields`, also keeps each number's
+/// configuration ([`Expanded::fields_of`]) for comparisons.
+pub fn validate_with(
+    sheet: Sheet,
+    options: &RuleOptions,
+    sink: &mut dyn FnMut(&Finding) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+    collect_fields: bool,
+) -> Result<Validated, ValidateError> {
+    let mode = if collect_fields {
+        Mode::RulesAndFields
+    } else {
+        Mode::Rules
+    };
+    run(sheet, options, sink, progress, mode)
+}
+
+/// Reads numbers, accounts and configurations without the rules: for a
+/// sheet that describes what is provisioned (an export), whose numbers are
+/// facts rather than requests.
+pub fn read_fields(
+    sheet: Sheet,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Validated, ValidateError> {
+    run(
+        sheet,
+        &RuleOptions::default(),
+        &mut |_| Ok(()),
+        progress,
+        Mode::FieldsOnly,
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Rules,
+    RulesAndFields,
+    FieldsOnly,
+}
+
+fn run(
     mut sheet: Sheet,
     options: &RuleOptions,
     sink: &mut dyn FnMut(&Finding) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
+    mode: Mode,
 ) -> Result<Validated, ValidateError> {
     let header = sheet.header.clone();
     // Fail on a bad option before starting threads.
@@ -154,11 +218,16 @@ pub fn validate(
         let (work_tx, work_rx) =
             crossbeam_channel::bounded::<(u64, Vec<crate::sheet::RawRow>)>(workers * 2);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<(u64, Vec<RowCheck>)>(workers * 2);
+        // Checked chunks go back to the reader, which parses into them again.
+        let (recycle_tx, recycle_rx) =
+            crossbeam_channel::bounded::<Vec<crate::sheet::RawRow>>(workers * 4);
         let read_error = &read_error;
         scope.spawn(move || {
             let mut seq = 0;
             loop {
-                let mut rows = Vec::with_capacity(CHUNK_ROWS);
+                let mut rows = recycle_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK_ROWS));
                 match sheet.read_chunk(&mut rows, CHUNK_ROWS) {
                     Ok(0) => break,
                     Ok(_) => {
@@ -177,18 +246,32 @@ pub fn validate(
         for _ in 0..workers {
             let work_rx = work_rx.clone();
             let done_tx = done_tx.clone();
+            let recycle_tx = recycle_tx.clone();
             let header = &header;
             scope.spawn(move || {
                 let rules = RowRules::new(header, options).expect("checked above");
                 for (seq, rows) in work_rx {
-                    let checks = rows.iter().map(|row| rules.check(row)).collect();
+                    let checks = rows
+                        .iter()
+                        .map(|row| {
+                            let mut check = match mode {
+                                Mode::FieldsOnly => rules.read(row),
+                                _ => rules.check(row),
+                            };
+                            if mode != Mode::Rules {
+                                check.fields = Some(crate::record::Fields::from_row(row, header));
+                            }
+                            check
+                        })
+                        .collect();
+                    let _ = recycle_tx.try_send(rows);
                     if done_tx.send((seq, checks)).is_err() {
                         break;
                     }
                 }
             });
         }
-        drop((work_rx, done_tx));
+        drop((work_rx, done_tx, recycle_tx));
 
         let mut pending = BTreeMap::new();
         let mut next = 0u64;
@@ -216,6 +299,7 @@ struct Collector {
     summary: Summary,
     expanded: Expanded,
     account_ids: FxHashMap<String, u32>,
+    field_ids: FxHashMap<crate::record::Fields, u32>,
 }
 
 impl Collector {
@@ -227,6 +311,7 @@ impl Collector {
             },
             expanded: Expanded::default(),
             account_ids: FxHashMap::default(),
+            field_ids: FxHashMap::default(),
         }
     }
 
@@ -293,6 +378,23 @@ impl Collector {
                         self.expanded.row_errors.entry(row).or_insert(error);
                     }
                 }
+            }
+            let field_id = check
+                .fields
+                .map(|fields| match self.field_ids.get(&fields) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.expanded.fields.len() as u32;
+                        self.expanded.fields.push(fields.clone());
+                        self.field_ids.insert(fields, id);
+                        id
+                    }
+                });
+            if let Some(id) = field_id {
+                let count = check.numbers.len() as usize;
+                self.expanded
+                    .entry_fields
+                    .extend(std::iter::repeat_n(id, count));
             }
             let mut bad = check.bad_numbers.iter().peekable();
             for offset in 0..check.numbers.len() {

@@ -1,0 +1,234 @@
+//! `acgbulk reconcile`: compare a desired sheet with what is provisioned.
+//!
+//! ```text
+//! acgbulk reconcile DESIRED (--actual EXPORT | --live [--account NAME]...) --out DIR
+//!                   [--apply [--allow-delete]] [--skip-invalid] [--json]
+//!                   [sheet and validation options] [--endpoint URL | --emulator] [auth options]
+//! ```
+//!
+//! Writes `DIR/diff.csv`, `DIR/to-upsert.csv` and `DIR/to-delete.csv`.
+//! Exit 0 when there is no drift, 1 when there is, 2 on input errors; with
+//! `--apply`, 0 when the drift was all put right.
+
+use super::args::SheetArgs;
+use super::connect::ConnectionArgs;
+use super::{import, ui, Status};
+use acgbulk::engine::journal::{self, Action};
+use acgbulk::engine::{self, RunOptions};
+use acgbulk::reconcile::{self, Interner, Outputs};
+use acgbulk::sheet::SheetOptions;
+use acgbulk::validate::RuleOptions;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Compare a desired sheet with what is provisioned, and list or apply the difference
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The desired sheet (read and validated as import does)
+    pub desired: PathBuf,
+
+    /// What is provisioned, as a numbers export
+    #[arg(
+        long,
+        value_name = "EXPORT",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    pub actual: Option<PathBuf>,
+
+    /// What is provisioned, read from the gateway now
+    #[arg(long)]
+    pub live: bool,
+
+    /// With --live: only these accounts (repeat the flag)
+    #[arg(long = "live-account", value_name = "NAME", requires = "live")]
+    pub live_accounts: Vec<String>,
+
+    /// Directory for diff.csv, to-upsert.csv and to-delete.csv
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Put the drift right: import to-upsert.csv (and with --allow-delete,
+    /// delete to-delete.csv first)
+    #[arg(long)]
+    pub apply: bool,
+
+    /// With --apply: also release the numbers not in the desired sheet (and
+    /// the old places of moved numbers)
+    #[arg(long, requires = "apply")]
+    pub allow_delete: bool,
+
+    /// Compare the valid rows of the desired sheet, leaving out the invalid ones
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// Print the summary as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub sheet: SheetArgs,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSummary {
+    desired: u64,
+    actual: u64,
+    #[serde(flatten)]
+    drift: reconcile::Drift,
+    diff: PathBuf,
+    to_upsert: PathBuf,
+    to_delete: PathBuf,
+    applied: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let outputs = Outputs::in_dir(&args.out);
+    let report = args.out.join("desired.report.csv");
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let needs_connection = args.live || args.apply;
+        let connected = if needs_connection { Some(args.connection.connect(None).await?) } else { None };
+        let bar = ui::bar(None, "rows");
+        let (desired, actual, interner) = {
+            let (path, sheet, rules, skip) = (args.desired.clone(), args.sheet.sheet_options(), args.sheet.rule_options(), args.skip_invalid);
+            let (report, actual_path, bar2) = (report.clone(), args.actual.clone(), bar.clone());
+            let (mut interner, desired, actual) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let mut interner = Interner::default();
+                let started = std::time::Instant::now();
+                let (desired, _, _) = reconcile::desired_side(&path, &sheet, &rules, &report, skip, &mut interner, &mut |r| bar2.set_position(r))?;
+                tracing::info!("desired side read in {:?}", started.elapsed());
+                let actual = match actual_path {
+                    Some(export) => Some(reconcile::export_side(&export, &SheetOptions::default(), &mut interner, &mut |r| bar2.set_position(r))?),
+                    None => None,
+                };
+                tracing::info!("both sides read in {:?}", started.elapsed());
+                Ok((interner, desired, actual))
+            })
+            .await
+            .context("reading the sheets stopped")??;
+            let actual = match actual {
+                Some(actual) => actual,
+                None => {
+                    let client = &connected.as_ref().expect("--live connects").client;
+                    let (_tx, mut stop) = tokio::sync::watch::channel(false);
+                    let bar3 = bar.clone();
+                    reconcile::live_side(client, &args.live_accounts, 1000, &mut interner, &mut stop, &mut move |n| bar3.set_position(n)).await?
+                }
+            };
+            (desired, actual, interner)
+        };
+        bar.finish_and_clear();
+        let started = std::time::Instant::now();
+        let drift = reconcile::compare(&desired, &actual, &interner, &outputs)?;
+        tracing::info!("compared and written in {:?}", started.elapsed());
+        let t = ui::thousands;
+        eprintln!(
+            "desired {} numbers, provisioned {}: {} same, {} missing, {} extra, {} moved, {} changed",
+            t(desired.items.len() as u64),
+            t(actual.items.len() as u64),
+            t(drift.same),
+            t(drift.missing),
+            t(drift.extra),
+            t(drift.moved),
+            t(drift.changed)
+        );
+        eprintln!("  diff:      {}", outputs.diff.display());
+        eprintln!("  to-upsert: {} ({} numbers)", outputs.to_upsert.display(), t(drift.to_upsert));
+        eprintln!("  to-delete: {} ({} numbers)", outputs.to_delete.display(), t(drift.to_delete));
+        let mut status = if drift.any() { Status::RowsFailed } else { Status::Done };
+        let mut applied = false;
+        if args.apply && drift.any() {
+            let connected = connected.as_ref().expect("--apply connects");
+            if drift.moved > 0 && !args.allow_delete {
+                eprintln!("warning: {} moved numbers cannot move without --allow-delete; their upserts will fail", drift.moved);
+            }
+            let mut all_ok = true;
+            let mut runs = Vec::new();
+            if args.allow_delete && drift.to_delete > 0 {
+                runs.push((Action::Delete, outputs.to_delete.clone()));
+            }
+            if drift.to_upsert > 0 {
+                runs.push((Action::Import, outputs.to_upsert.clone()));
+            }
+            for (action, input) in runs {
+                let summary = apply(action, &input, connected).await?;
+                all_ok &= summary.failed + summary.invalid + summary.skipped == 0 && !summary.stopped;
+                if summary.stopped {
+                    status = Status::Stopped;
+                }
+            }
+            applied = true;
+            let fixed = all_ok && (args.allow_delete || drift.extra + drift.moved == 0);
+            if status != Status::Stopped {
+                status = if fixed { Status::Done } else { Status::RowsFailed };
+            }
+        }
+        if args.json {
+            ui::print_json(&JsonSummary {
+                desired: desired.items.len() as u64,
+                actual: actual.items.len() as u64,
+                drift,
+                diff: outputs.diff.clone(),
+                to_upsert: outputs.to_upsert.clone(),
+                to_delete: outputs.to_delete.clone(),
+                applied,
+            })?;
+        }
+        if let Some(connected) = connected {
+            if let Some(emulator) = connected.emulator {
+                emulator.stop().await?;
+            }
+        }
+        Ok(status)
+    })
+}
+
+/// Runs one import or delete of a file reconcile wrote.
+async fn apply(
+    action: Action,
+    input: &Path,
+    connected: &super::connect::Connected,
+) -> anyhow::Result<engine::RunSummary> {
+    let name = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let results = input.with_file_name(format!("{name}.results.csv"));
+    let options = RunOptions {
+        action,
+        input: input.to_owned(),
+        sheet: SheetOptions::default(),
+        rules: RuleOptions {
+            numbers_only: action == Action::Delete,
+            ..RuleOptions::default()
+        },
+        batch_size: acgbulk::plan::MAX_BATCH_SIZE,
+        skip_invalid: true,
+        checkpoint: PathBuf::from(format!("{}.checkpoint", results.display())),
+        report: input.with_file_name(format!("{name}.report.csv")),
+        results,
+        concurrency: 8,
+        wait_sync: false,
+        sync_timeout: Duration::from_secs(600),
+        sync_poll: Duration::from_secs(5),
+        grace: Duration::from_secs(10),
+        retry_failed: false,
+    };
+    let prepared = {
+        let (options, endpoint) = (options.clone(), connected.endpoint.clone());
+        tokio::task::spawn_blocking(move || engine::prepare(&options, &endpoint, &mut |_| {}))
+            .await??
+    };
+    let journal = journal::create(&options.checkpoint, prepared.header.clone())?;
+    let summary = import::send(prepared, &options, connected, journal, Vec::new()).await?;
+    import::print_summary(&summary, &connected.endpoint);
+    Ok(summary)
+}

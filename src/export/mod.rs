@@ -1,0 +1,537 @@
+//! Exporting what the gateway holds: numbers, accounts, RFIs or civic
+//! addresses, paged through `nextLink` at the run's pace, streamed to CSV
+//! (or `.xlsx`) so memory does not grow with the gateway's size.
+//!
+//! An export keeps a checkpoint beside its output: after each page the rows
+//! are made durable, then the page's `nextLink` and the file's length are
+//! recorded. A stopped export run again continues from the last recorded
+//! page, with the file cut back to the recorded length, so it ends with
+//! every row exactly once.
+
+pub mod rows;
+
+use crate::client::{ApiRequest, ClientError, ProvisioningClient};
+use crate::csvconf;
+use crate::journal::{Journal, JournalError};
+use crate::model::{Account, CivicAddress, Number, Page, RequestForInformation};
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// What to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Numbers,
+    Accounts,
+    Rfis,
+    CivicAddresses,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Xlsx,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub kind: Kind,
+    /// Restrict numbers and civic addresses to these accounts.
+    pub accounts: Vec<String>,
+    pub out: PathBuf,
+    pub format: Format,
+    pub page_size: usize,
+    pub checkpoint: PathBuf,
+    /// Start over even if an unfinished export's checkpoint is there.
+    pub restart: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{what} answered {status}{}{}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(), message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Refused {
+        what: String,
+        status: StatusCode,
+        code: Option<String>,
+        message: Option<String>,
+    },
+    #[error(
+        "{checkpoint} belongs to another export ({differs}); give --restart to start this one over"
+    )]
+    Mismatch {
+        checkpoint: PathBuf,
+        differs: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "camelCase")]
+enum Record {
+    Header {
+        kind: Kind,
+        accounts: Vec<String>,
+        /// The collections to page through, in order (paths).
+        sources: Vec<String>,
+        out: PathBuf,
+        format: Format,
+        page_size: usize,
+        endpoint: String,
+        created: String,
+    },
+    /// After this page: continue with `next` in source `source` (`None`: the
+    /// source is done); `rows` rows and `bytes` bytes are in the file.
+    Page {
+        source: u32,
+        next: Option<String>,
+        rows: u64,
+        bytes: u64,
+    },
+    Finished {
+        rows: u64,
+    },
+}
+
+/// What an export did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportSummary {
+    pub kind: String,
+    pub out: PathBuf,
+    pub rows: u64,
+    pub pages: u64,
+    pub requests: u64,
+    pub elapsed_seconds: f64,
+    /// It went on from an earlier, stopped export.
+    pub resumed: bool,
+    pub stopped: bool,
+}
+
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Numbers => "numbers",
+        Kind::Accounts => "accounts",
+        Kind::Rfis => "rfis",
+        Kind::CivicAddresses => "civic-addresses",
+    }
+}
+
+fn headings(kind: Kind) -> Vec<String> {
+    match kind {
+        Kind::Numbers => rows::number_headings(),
+        Kind::Accounts => rows::account_headings(),
+        Kind::Rfis => rows::rfi_headings(),
+        Kind::CivicAddresses => rows::civic_headings(),
+    }
+}
+
+/// Sends one GET (at the pace, with retries) and insists on a 200.
+async fn get(
+    client: &ProvisioningClient,
+    url: url::Url,
+    what: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<crate::client::ApiResponse, ExportError> {
+    let request = ApiRequest::new(Method::GET, url.path().to_owned());
+    let response = client.execute_url(&request, url, stop).await?;
+    if !response.status.is_success() {
+        let error = response.error();
+        return Err(ExportError::Refused {
+            what: what.to_owned(),
+            status: response.status,
+            code: response.error_code(),
+            message: error.map(|e| e.message),
+        });
+    }
+    Ok(response)
+}
+
+/// The names of every account, paged (for civic addresses of all).
+async fn account_names(
+    client: &ProvisioningClient,
+    page_size: usize,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Vec<String>, ExportError> {
+    let mut url = client.url(
+        "/accounts",
+        &[("maxpagesize".into(), page_size.to_string())],
+    );
+    let mut names = Vec::new();
+    loop {
+        let page: Page<Account> = get(client, url.clone(), "listing accounts", stop)
+            .await?
+            .json()?;
+        names.extend(page.value.into_iter().filter_map(|a| a.name));
+        match page.next_link.and_then(|link| url.join(&link).ok()) {
+            Some(next) => url = next,
+            None => return Ok(names),
+        }
+    }
+}
+
+struct Output {
+    path: PathBuf,
+    file: File,
+    csv: csv::Writer<BufWriter<File>>,
+}
+
+impl Output {
+    fn open(path: &Path, length: Option<u64>) -> Result<Output, ExportError> {
+        let err = |source| ExportError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let file = match length {
+            // Resuming: cut off whatever came after the last recorded page.
+            Some(length) => {
+                let file = OpenOptions::new().write(true).open(path).map_err(err)?;
+                file.set_len(length).map_err(err)?;
+                file
+            }
+            None => File::create(path).map_err(err)?,
+        };
+        let appender = OpenOptions::new().append(true).open(path).map_err(err)?;
+        Ok(Output {
+            path: path.to_owned(),
+            file,
+            csv: csvconf::writer(BufWriter::with_capacity(256 * 1024, appender)),
+        })
+    }
+
+    fn write(&mut self, row: &[String]) -> Result<(), ExportError> {
+        self.csv.write_record(row).map_err(|e| ExportError::Write {
+            path: self.path.clone(),
+            source: e.into(),
+        })
+    }
+
+    /// Makes what was written durable; returns the file's length.
+    fn sync(&mut self) -> Result<u64, ExportError> {
+        let err = |source| ExportError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        self.csv.flush().map_err(err)?;
+        self.file.sync_data().map_err(err)?;
+        Ok(self.file.metadata().map_err(err)?.len())
+    }
+}
+
+/// Runs (or continues) an export. `progress` gets the rows written and,
+/// once the service has said, the total.
+pub async fn export(
+    client: &ProvisioningClient,
+    options: &ExportOptions,
+    endpoint: &str,
+    mut stop: watch::Receiver<bool>,
+    progress: &(dyn Fn(u64, Option<u64>) + Sync),
+) -> Result<ExportSummary, ExportError> {
+    let started = Instant::now();
+    let data_path = match options.format {
+        Format::Csv => options.out.clone(),
+        Format::Xlsx => {
+            let mut name = options.out.clone().into_os_string();
+            name.push(".partial.csv");
+            PathBuf::from(name)
+        }
+    };
+    let previous: Option<Vec<Record>> = match Journal::read::<Record>(&options.checkpoint) {
+        Ok(records)
+            if !options.restart
+                && !records.iter().any(|r| matches!(r, Record::Finished { .. })) =>
+        {
+            Some(records)
+        }
+        _ => None,
+    };
+    let mut resumed = false;
+    let (journal, sources, mut source, mut next, mut rows, mut output) = match previous {
+        Some(records) if !records.is_empty() => {
+            let (journal, records) = Journal::open::<Record>(&options.checkpoint)?;
+            let Some(Record::Header {
+                kind,
+                accounts,
+                sources,
+                out,
+                format,
+                page_size,
+                ..
+            }) = records.first().cloned()
+            else {
+                return Err(JournalError::NoHeader {
+                    path: options.checkpoint.clone(),
+                }
+                .into());
+            };
+            let differs = if kind != options.kind {
+                Some(format!("it exports {}", kind_name(kind)))
+            } else if accounts != options.accounts {
+                Some("other accounts".to_owned())
+            } else if out != options.out || format != options.format {
+                Some("another output".to_owned())
+            } else if page_size != options.page_size {
+                Some("another page size".to_owned())
+            } else {
+                None
+            };
+            if let Some(differs) = differs {
+                return Err(ExportError::Mismatch {
+                    checkpoint: options.checkpoint.clone(),
+                    differs,
+                });
+            }
+            let Some(Record::Page {
+                source,
+                next,
+                rows,
+                bytes,
+            }) = records
+                .iter()
+                .rev()
+                .find(|r| matches!(r, Record::Page { .. }))
+                .cloned()
+            else {
+                return Err(JournalError::NoHeader {
+                    path: options.checkpoint.clone(),
+                }
+                .into());
+            };
+            resumed = true;
+            tracing::info!("continuing the export from row {rows} (source {source})");
+            let output = Output::open(&data_path, Some(bytes))?;
+            (journal, sources, source as usize, next, rows, output)
+        }
+        _ => {
+            let sources: Vec<String> = match (options.kind, options.accounts.is_empty()) {
+                (Kind::Numbers, true) => vec!["/numbers".into()],
+                (Kind::Numbers, false) => options
+                    .accounts
+                    .iter()
+                    .map(|a| format!("/accounts/{}/numbers", encode(a)))
+                    .collect(),
+                (Kind::Accounts, _) => vec!["/accounts".into()],
+                (Kind::Rfis, _) => vec!["/teamsRequestsForInformation".into()],
+                (Kind::CivicAddresses, all) => {
+                    let accounts = if all {
+                        account_names(client, options.page_size, &mut stop).await?
+                    } else {
+                        options.accounts.clone()
+                    };
+                    accounts
+                        .iter()
+                        .map(|a| format!("/accounts/{}/teamsCivicAddresses", encode(a)))
+                        .collect()
+                }
+            };
+            let journal = Journal::create(
+                &options.checkpoint,
+                &Record::Header {
+                    kind: options.kind,
+                    accounts: options.accounts.clone(),
+                    sources: sources.clone(),
+                    out: options.out.clone(),
+                    format: options.format,
+                    page_size: options.page_size,
+                    endpoint: endpoint.to_owned(),
+                    created: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                        .to_string(),
+                },
+            )?;
+            let mut output = Output::open(&data_path, None)?;
+            output.write(&headings(options.kind))?;
+            let bytes = output.sync()?;
+            let first = sources
+                .first()
+                .map(|s| first_page(client, s, options.page_size).to_string());
+            journal
+                .append(&Record::Page {
+                    source: 0,
+                    next: first.clone(),
+                    rows: 0,
+                    bytes,
+                })
+                .await?;
+            (journal, sources, 0usize, first, 0u64, output)
+        }
+    };
+
+    let requests_before = client
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut pages = 0u64;
+    let mut total: Option<u64> = None;
+    let mut stopped = false;
+    progress(rows, total);
+    while source < sources.len() {
+        let Some(link) = next.clone() else {
+            source += 1;
+            next = sources
+                .get(source)
+                .map(|s| first_page(client, s, options.page_size).to_string());
+            continue;
+        };
+        if *stop.borrow() {
+            stopped = true;
+            break;
+        }
+        let url = client
+            .url("/", &[])
+            .join(&link)
+            .map_err(|e| ClientError::Config(format!("a nextLink that is not a URL: {e}")))?;
+        let what = format!("GET {}", sources[source]);
+        let response = match get(client, url.clone(), &what, &mut stop).await {
+            Err(ExportError::Client(ClientError::Stopped)) => {
+                stopped = true;
+                break;
+            }
+            other => other?,
+        };
+        if let Some(count) = response
+            .headers
+            .get("x-ms-record-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if options.accounts.len() <= 1
+                && matches!(options.kind, Kind::Numbers | Kind::Accounts | Kind::Rfis)
+            {
+                total = Some(count);
+            }
+        }
+        let next_link = match options.kind {
+            Kind::Numbers => {
+                let page: Page<Number> = response.json()?;
+                for number in &page.value {
+                    output.write(&rows::number_row(number))?;
+                }
+                rows += page.value.len() as u64;
+                page.next_link
+            }
+            Kind::Accounts => {
+                let page: Page<Account> = response.json()?;
+                for account in &page.value {
+                    output.write(&rows::account_row(account))?;
+                }
+                rows += page.value.len() as u64;
+                page.next_link
+            }
+            Kind::Rfis => {
+                let page: Page<RequestForInformation> = response.json()?;
+                for rfi in &page.value {
+                    output.write(&rows::rfi_row(rfi))?;
+                }
+                rows += page.value.len() as u64;
+                page.next_link
+            }
+            Kind::CivicAddresses => {
+                let page: Page<CivicAddress> = response.json()?;
+                let account = sources[source].split('/').nth(2).unwrap_or("");
+                let account: String = url::form_urlencoded::parse(account.as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                for address in &page.value {
+                    for row in rows::civic_rows(&account, address) {
+                        output.write(&row)?;
+                        rows += 1;
+                    }
+                }
+                page.next_link
+            }
+        };
+        let bytes = output.sync()?;
+        next = next_link.map(|link| url.join(&link).map(|u| u.to_string()).unwrap_or(link));
+        journal
+            .append(&Record::Page {
+                source: source as u32,
+                next: next.clone(),
+                rows,
+                bytes,
+            })
+            .await?;
+        pages += 1;
+        progress(rows, total);
+    }
+    let complete = !stopped && source >= sources.len();
+    if complete {
+        output.sync()?;
+        drop(output);
+        if options.format == Format::Xlsx {
+            to_xlsx(&data_path, &options.out)?;
+            let _ = std::fs::remove_file(&data_path);
+        }
+        journal.append(&Record::Finished { rows }).await?;
+    }
+    Ok(ExportSummary {
+        kind: kind_name(options.kind).to_owned(),
+        out: options.out.clone(),
+        rows,
+        pages,
+        requests: client
+            .counters
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - requests_before,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        resumed,
+        stopped: !complete,
+    })
+}
+
+fn first_page(client: &ProvisioningClient, source: &str, page_size: usize) -> url::Url {
+    client.url(
+        source,
+        &[
+            ("maxpagesize".into(), page_size.to_string()),
+            ("countRecords".into(), "true".into()),
+        ],
+    )
+}
+
+/// Converts the finished CSV into an .xlsx, every cell as text so Excel
+/// keeps the `+` of numbers, in constant memory.
+fn to_xlsx(csv_path: &Path, xlsx_path: &Path) -> Result<(), ExportError> {
+    let err = |source| ExportError::Write {
+        path: xlsx_path.to_owned(),
+        source,
+    };
+    let xlsx = |e: rust_xlsxwriter::XlsxError| err(io::Error::other(e.to_string()));
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook
+        .add_worksheet_with_constant_memory()
+        .map_err(xlsx)?;
+    sheet.set_name("Export").map_err(xlsx)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(csv_path)
+        .map_err(|e| err(e.into()))?;
+    for (r, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| err(e.into()))?;
+        for (c, cell) in record.iter().enumerate() {
+            if !cell.is_empty() {
+                sheet.write_string(r as u32, c as u16, cell).map_err(xlsx)?;
+            }
+        }
+    }
+    workbook.save(xlsx_path).map_err(xlsx)?;
+    Ok(())
+}
