@@ -5,6 +5,8 @@
 //! [`validate`] checks them offline (with [`phone`] for the numbers
 //! themselves), and the API resources are the serde types of [`model`].
 
+pub mod accounts;
+pub mod acs;
 pub mod client;
 pub mod csvconf;
 pub mod emulator;
@@ -16,6 +18,8 @@ pub mod phone;
 pub mod plan;
 pub mod reconcile;
 pub mod record;
+pub mod rfis;
+pub mod rowjob;
 pub mod sample;
 pub mod sheet;
 pub mod validate;

@@ -46,6 +46,8 @@ macro_rules! string_enum {
     };
 }
 
+pub(crate) use string_enum;
+
 string_enum!(
     /// What a Teams number is for.
     Usage {

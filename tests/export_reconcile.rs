@@ -4,8 +4,8 @@
 
 mod common;
 
-use acgbulk::emulator::{Emulator, EmulatorConfig, SeedSource, Stats};
-use common::{read_csv, Run};
+use acgbulk::emulator::{EmulatorConfig, SeedSource};
+use common::{read_csv, Run, Server};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,42 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const V: &str = "api-version=2024-02-29";
-
-struct Server {
-    runtime: tokio::runtime::Runtime,
-    emulator: Option<Emulator>,
-}
-
-impl Server {
-    fn start(config: EmulatorConfig) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let emulator = runtime.block_on(Emulator::start(config)).unwrap();
-        Server {
-            runtime,
-            emulator: Some(emulator),
-        }
-    }
-
-    fn url(&self) -> String {
-        self.emulator.as_ref().unwrap().url.clone()
-    }
-
-    fn stats(&self) -> Stats {
-        self.emulator.as_ref().unwrap().stats()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(emulator) = self.emulator.take() {
-            let _ = self.runtime.block_on(emulator.stop());
-        }
-    }
-}
 
 fn quick() -> EmulatorConfig {
     EmulatorConfig {

@@ -5,10 +5,8 @@
 mod common;
 
 use acgbulk::emulator::auth::Client;
-use acgbulk::emulator::{Emulator, EmulatorConfig, SeedSource, Stats, TlsSource};
-use common::Run;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use acgbulk::emulator::{EmulatorConfig, SeedSource, TlsSource};
+use common::{Run, Server};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -37,62 +35,6 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
     paths
-}
-
-struct Server {
-    runtime: tokio::runtime::Runtime,
-    emulator: Option<Emulator>,
-}
-
-impl Server {
-    fn start(config: EmulatorConfig) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let emulator = runtime
-            .block_on(Emulator::start(config))
-            .expect("the emulator starts");
-        Server {
-            runtime,
-            emulator: Some(emulator),
-        }
-    }
-
-    fn url(&self) -> String {
-        self.emulator.as_ref().unwrap().url.clone()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.emulator.as_ref().unwrap().addr
-    }
-
-    fn stats(&self) -> Stats {
-        self.emulator.as_ref().unwrap().stats()
-    }
-
-    fn numbers(&self) -> BTreeMap<u64, String> {
-        self.emulator.as_ref().unwrap().with_store(|s| {
-            s.numbers
-                .iter()
-                .map(|(n, r)| (*n, r.account.to_string()))
-                .collect()
-        })
-    }
-
-    fn stop(mut self) {
-        let emulator = self.emulator.take().unwrap();
-        self.runtime.block_on(emulator.stop()).unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(emulator) = self.emulator.take() {
-            let _ = self.runtime.block_on(emulator.stop());
-        }
-    }
 }
 
 fn config(dir: &Path, clients: Vec<Client>) -> EmulatorConfig {

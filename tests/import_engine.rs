@@ -3,63 +3,13 @@
 
 mod common;
 
-use acgbulk::emulator::{Emulator, EmulatorConfig, Faults, SeedSource, Stats};
+use acgbulk::emulator::{EmulatorConfig, Faults, SeedSource};
 use acgbulk::sample::{self, SampleOptions};
-use common::{read_csv, Run};
+use common::{read_csv, Run, Server};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// An emulator on its own runtime, for tests that run the binary.
-struct Server {
-    runtime: tokio::runtime::Runtime,
-    emulator: Option<Emulator>,
-}
-
-impl Server {
-    fn start(config: EmulatorConfig) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let emulator = runtime
-            .block_on(Emulator::start(config))
-            .expect("the emulator starts");
-        Server {
-            runtime,
-            emulator: Some(emulator),
-        }
-    }
-
-    fn url(&self) -> String {
-        self.emulator.as_ref().unwrap().url.clone()
-    }
-
-    fn stats(&self) -> Stats {
-        self.emulator.as_ref().unwrap().stats()
-    }
-
-    /// The numbers the emulator holds, with their accounts.
-    fn numbers(&self) -> BTreeMap<u64, String> {
-        self.emulator.as_ref().unwrap().with_store(|store| {
-            store
-                .numbers
-                .iter()
-                .map(|(n, r)| (*n, r.account.to_string()))
-                .collect()
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(emulator) = self.emulator.take() {
-            let _ = self.runtime.block_on(emulator.stop());
-        }
-    }
-}
 
 fn quick() -> EmulatorConfig {
     EmulatorConfig {

@@ -4,9 +4,9 @@
 use acgbulk::sheet::SheetOptions;
 use acgbulk::validate::RuleOptions;
 
-/// How to read a sheet and which rules to apply to it.
+/// How to read a sheet.
 #[derive(clap::Args, Debug, Clone)]
-pub struct SheetArgs {
+pub struct ReadArgs {
     /// CSV delimiter: `,`, `;` or `tab` [default: detected from the heading line]
     #[arg(long, value_parser = acgbulk::csvconf::parse_delimiter, help_heading = "Reading")]
     pub delimiter: Option<u8>,
@@ -18,6 +18,23 @@ pub struct SheetArgs {
     /// Skip columns whose heading is unknown, instead of refusing the sheet
     #[arg(long, help_heading = "Reading")]
     pub ignore_unknown_columns: bool,
+}
+
+impl ReadArgs {
+    pub fn sheet_options(&self) -> SheetOptions {
+        SheetOptions {
+            delimiter: self.delimiter,
+            sheet: self.sheet.clone(),
+            ignore_unknown_columns: self.ignore_unknown_columns,
+        }
+    }
+}
+
+/// How to read a number sheet and which rules to apply to it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SheetArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// Account for rows that have none: when the sheet has no accountName
     /// column, or for its empty cells
@@ -55,11 +72,7 @@ fn country(text: &str) -> Result<String, String> {
 
 impl SheetArgs {
     pub fn sheet_options(&self) -> SheetOptions {
-        SheetOptions {
-            delimiter: self.delimiter,
-            sheet: self.sheet.clone(),
-            ignore_unknown_columns: self.ignore_unknown_columns,
-        }
+        self.read.sheet_options()
     }
 
     pub fn rule_options(&self) -> RuleOptions {

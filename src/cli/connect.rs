@@ -75,6 +75,10 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "VERSION", default_value = acgbulk::model::API_VERSION, help_heading = "Connection")]
     pub api_version: String,
 
+    /// The scope of the Provisioning API
+    #[arg(long, env = "ACG_SCOPE", value_name = "SCOPE", default_value = auth::DEFAULT_SCOPE, help_heading = "Authentication")]
+    pub scope: String,
+
     #[command(flatten)]
     pub auth: AuthArgs,
 }
@@ -88,7 +92,7 @@ pub struct AuthArgs {
     #[arg(long, value_name = "METHOD", default_value = "auto", value_parser = ["auto", "none", "token", "secret", "certificate", "managed-identity"], help_heading = "Authentication")]
     pub auth: String,
 
-    /// A file holding a bearer token (else ACG_TOKEN)
+    /// A file holding a bearer token (else ACG_TOKEN, or ACS_TOKEN for `acs`)
     #[arg(long, value_name = "FILE", help_heading = "Authentication")]
     pub token_file: Option<PathBuf>,
 
@@ -127,10 +131,6 @@ pub struct AuthArgs {
     /// Entra ID authority
     #[arg(long, env = "AZURE_AUTHORITY_HOST", value_name = "URL", default_value = auth::DEFAULT_AUTHORITY, help_heading = "Authentication")]
     pub authority_host: String,
-
-    /// The scope of the Provisioning API
-    #[arg(long, env = "ACG_SCOPE", value_name = "SCOPE", default_value = auth::DEFAULT_SCOPE, help_heading = "Authentication")]
-    pub scope: String,
 }
 
 fn env_secret(name: &str) -> Option<Secret> {
@@ -141,12 +141,13 @@ fn env_secret(name: &str) -> Option<Secret> {
 }
 
 impl AuthArgs {
-    /// The credential the flags and environment describe.
-    pub fn credential(&self, emulator: bool) -> anyhow::Result<Credential> {
+    /// The credential the flags and environment describe; a ready token
+    /// may come from the variable `token_env`.
+    pub fn credential(&self, emulator: bool, token_env: &str) -> anyhow::Result<Credential> {
         let method = match self.auth.as_str() {
             "auto" if emulator => "none",
             "auto" => {
-                if self.token_file.is_some() || env_secret("ACG_TOKEN").is_some() {
+                if self.token_file.is_some() || env_secret(token_env).is_some() {
                     "token"
                 } else if self.client_secret_file.is_some()
                     || env_secret("AZURE_CLIENT_SECRET").is_some()
@@ -178,7 +179,7 @@ impl AuthArgs {
             "none" => Credential::None,
             "token" => Credential::Token(match &self.token_file {
                 Some(path) => auth::read_secret_file(path)?,
-                None => env_secret("ACG_TOKEN").context("--auth token needs ACG_TOKEN or --token-file")?,
+                None => env_secret(token_env).with_context(|| format!("--auth token needs {token_env} or --token-file"))?,
             }),
             "secret" => Credential::ClientSecret {
                 tenant: tenant()?,
@@ -247,13 +248,8 @@ impl ConnectionArgs {
         connection.ca_certs = self.ca_certs.clone();
         connection.timeout = self.timeout;
         let http = connection.http_client()?;
-        let credential = self.auth.credential(self.emulator)?;
-        let provider = TokenProvider::new(
-            credential,
-            &self.auth.scope,
-            &self.auth.authority_host,
-            http,
-        );
+        let credential = self.auth.credential(self.emulator, "ACG_TOKEN")?;
+        let provider = TokenProvider::new(credential, &self.scope, &self.auth.authority_host, http);
         provider.check()?;
         tracing::info!("authenticating as {}", provider.describe());
         let pacer = Arc::new(Pacer::new(self.rate_limit.0.unwrap_or(u32::MAX / 60)));

@@ -5,15 +5,18 @@
 //!                  [--rate-limit N/min|off] [--sync-delay 2s] [--auth none|entra
 //!                  --client ID:SECRET:ROLES...] [--fault-rate P]
 //!                  [--drop-after-commit-rate P] [--latency MS] [--tls-self-signed CA.pem]
+//!                  [--acs-access-key BASE64] [--acs-stock N] [--acs-out-of-stock AREA,...]
 //! ```
 //!
 //! The first line on stdout is exactly `listening on http://HOST:PORT`.
 //! SIGINT or SIGTERM stops it cleanly (the state is saved).
 
 use super::Status;
+use acgbulk::emulator::acs::AcsConfig;
 use acgbulk::emulator::auth::Client;
 use acgbulk::emulator::{Emulator, EmulatorConfig, Faults, IpNet, SeedSource, TlsSource};
 use anyhow::Context;
+use azure_core::credentials::SecretBytes;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -182,6 +185,58 @@ pub struct EmulatorArgs {
     /// others get 403, as from the gateway's IP allowlist
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = IpNet::parse, help_heading = "Emulator")]
     pub allowed_ips: Vec<IpNet>,
+
+    /// Accept Azure Communication Services requests signed with this access
+    /// key (base64; a test key for the emulator, as in --client). Clients
+    /// use the connection string endpoint=URL;accesskey=BASE64
+    #[arg(long, value_name = "BASE64", value_parser = parse_access_key, conflicts_with = "acs_access_key_file", help_heading = "Emulator ACS")]
+    pub acs_access_key: Option<AccessKey>,
+
+    /// As --acs-access-key, read from FILE
+    #[arg(long, value_name = "FILE", help_heading = "Emulator ACS")]
+    pub acs_access_key_file: Option<PathBuf>,
+
+    /// The most numbers one search finds (fewer than asked: a partial result)
+    #[arg(long, value_name = "N", help_heading = "Emulator ACS")]
+    pub acs_stock: Option<u32>,
+
+    /// Area codes whose searches fail with OutOfStock (comma-separated; * for all)
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        help_heading = "Emulator ACS"
+    )]
+    pub acs_out_of_stock: Vec<String>,
+
+    /// How long a search or purchase operation runs before it ends
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, help_heading = "Emulator ACS")]
+    pub acs_operation_delay: Duration,
+
+    /// How long a search holds the numbers it found
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration, help_heading = "Emulator ACS")]
+    pub acs_reservation: Duration,
+}
+
+/// An ACS access key; `Debug` does not show it.
+#[derive(Clone)]
+pub struct AccessKey(pub SecretBytes);
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessKey(hidden)")
+    }
+}
+
+/// A base64 access key.
+pub fn parse_access_key(text: &str) -> Result<AccessKey, String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(|k| AccessKey(SecretBytes::new(k)))
+        .ok_or_else(|| "the access key is not base64".to_owned())
 }
 
 /// Requests a minute, or no limit.
@@ -202,14 +257,28 @@ pub fn parse_rate(text: &str) -> Result<RateLimit, String> {
 }
 
 impl EmulatorArgs {
-    pub fn config(&self, listen: SocketAddr) -> EmulatorConfig {
+    pub fn config(&self, listen: SocketAddr) -> anyhow::Result<EmulatorConfig> {
+        let access_key = match (&self.acs_access_key, &self.acs_access_key_file) {
+            (Some(key), _) => Some(key.0.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the access key file {}", path.display())
+                })?;
+                Some(
+                    parse_access_key(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                        .0,
+                )
+            }
+            (None, None) => None,
+        };
         let clients: Vec<Client> = self
             .clients
             .iter()
             .chain(&self.client_certificates)
             .cloned()
             .collect();
-        EmulatorConfig {
+        Ok(EmulatorConfig {
             listen,
             state: self.state.clone(),
             seed: match (&self.seed, self.empty) {
@@ -244,8 +313,15 @@ impl EmulatorArgs {
                 _ => None,
             },
             allowed_ips: self.allowed_ips.clone(),
+            acs: AcsConfig {
+                access_key,
+                stock: self.acs_stock,
+                out_of_stock: self.acs_out_of_stock.clone(),
+                operation_delay: self.acs_operation_delay,
+                reservation: self.acs_reservation,
+            },
             ..EmulatorConfig::default()
-        }
+        })
     }
 }
 
@@ -260,18 +336,25 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let emulator = Emulator::start(args.options.config(args.listen)).await?;
+        let emulator = Emulator::start(args.options.config(args.listen)?).await?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", emulator.url)?;
         stdout.flush()?;
         drop(stdout);
         eprintln!(
-            "acgbulk emulator: rate limit {}, auth {}, stats at {}/_emulator/stats; Ctrl-C stops",
+            "acgbulk emulator: rate limit {}, auth {}, ACS search {}, stats at {}/_emulator/stats; Ctrl-C stops",
             args.options
                 .rate_limit
                 .0
                 .map_or("off".to_owned(), |r| format!("{r}/min")),
             args.options.auth,
+            if args.options.acs_access_key.is_some() || args.options.acs_access_key_file.is_some() {
+                "with an access key"
+            } else if args.options.auth == "entra" {
+                "with Entra ID tokens"
+            } else {
+                "open"
+            },
             emulator.url
         );
         wait_for_signal().await;

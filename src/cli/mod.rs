@@ -3,13 +3,17 @@
 //! progress and prints summaries; errors become messages and exit codes
 //! here and nowhere else.
 
+mod accounts;
+mod acs;
 mod args;
 mod connect;
 mod emulator;
 mod export;
 mod import;
+mod job;
 mod reconcile;
 mod resume;
+mod rfis;
 mod sample;
 mod ui;
 mod validate;
@@ -64,6 +68,15 @@ enum Command {
     Resume(Box<resume::Args>),
     Export(Box<export::Args>),
     Reconcile(Box<reconcile::Args>),
+    /// Create, update or delete accounts in bulk
+    #[command(subcommand)]
+    Accounts(Box<accounts::Command>),
+    /// Update Requests for Information in bulk
+    #[command(subcommand)]
+    Rfis(Box<rfis::Command>),
+    /// Search Azure Communication Services for numbers to buy, and buy them
+    #[command(subcommand)]
+    Acs(Box<acs::Command>),
     Emulator(Box<emulator::Args>),
     Sample(sample::Args),
 }
@@ -78,6 +91,9 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => resume::run(*args),
         Command::Export(args) => export::run(*args),
         Command::Reconcile(args) => reconcile::run(*args),
+        Command::Accounts(command) => accounts::run(*command),
+        Command::Rfis(command) => rfis::run(*command),
+        Command::Acs(command) => acs::run(*command),
         Command::Emulator(args) => emulator::run(*args),
         Command::Sample(args) => sample::run(args),
     };

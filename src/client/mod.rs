@@ -8,6 +8,10 @@
 //! broken connections after a jittered back-off on a fresh connection (new
 //! DNS lookup, as the failover guidance asks), and a 401 once with a fresh
 //! token. What it finally answers is for the caller to judge.
+//!
+//! The same client talks to Azure Communication Services, whose requests
+//! may instead be signed with an access key: a [`RequestSigner`] signs
+//! each attempt afresh.
 
 pub mod auth;
 pub mod pacer;
@@ -126,6 +130,12 @@ pub struct ApiRequest {
     /// `Repeatability-Request-ID` and `Repeatability-First-Sent`, the same on
     /// every attempt.
     pub repeatability: Option<(String, String)>,
+    /// Whether the request may be sent again after a time-out or a broken
+    /// connection, when the service may have acted on it without the
+    /// answer arriving. A request that is not (an ACS search, which would
+    /// reserve numbers twice) is only retried when it cannot have arrived:
+    /// the connection failed, or the service answered 429 or 5xx.
+    pub resend_when_unsure: bool,
 }
 
 impl ApiRequest {
@@ -137,6 +147,7 @@ impl ApiRequest {
             body: None,
             headers: Vec::new(),
             repeatability: None,
+            resend_when_unsure: true,
         }
     }
 
@@ -217,11 +228,22 @@ pub struct Counters {
     pub token_refreshes: AtomicU64,
 }
 
+/// Signs one attempt of a request (ACS access keys): the headers to add.
+pub trait RequestSigner: Send + Sync {
+    fn sign(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        body: &[u8],
+    ) -> Vec<(&'static str, HeaderValue)>;
+}
+
 /// A paced, retrying client for one endpoint.
 pub struct ProvisioningClient {
     pub connection: Connection,
     http: RwLock<reqwest::Client>,
     auth: TokenProvider,
+    signer: Option<Arc<dyn RequestSigner>>,
     pacer: Arc<Pacer>,
     pub policy: RetryPolicy,
     pub counters: Counters,
@@ -231,7 +253,8 @@ fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::REQUEST_TIMEOUT || status.is_server_error()
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?;
     if let Ok(seconds) = value.trim().parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -275,10 +298,17 @@ impl ProvisioningClient {
             connection,
             http: RwLock::new(http),
             auth,
+            signer: None,
             pacer,
             policy,
             counters: Counters::default(),
         })
+    }
+
+    /// Signs every request with `signer` instead of a bearer token.
+    pub fn with_signer(mut self, signer: Arc<dyn RequestSigner>) -> ProvisioningClient {
+        self.signer = Some(signer);
+        self
     }
 
     pub fn pacer(&self) -> &Pacer {
@@ -361,6 +391,12 @@ impl ProvisioningClient {
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }
+            if let Some(signer) = &self.signer {
+                let body = request.body.as_deref().unwrap_or_default();
+                for (name, value) in signer.sign(&request.method, &url, body) {
+                    builder = builder.header(name, value);
+                }
+            }
             if let Some(body) = &request.body {
                 builder = builder
                     .header("content-type", "application/json")
@@ -379,10 +415,13 @@ impl ProvisioningClient {
                             request_id: request_id.clone(),
                             attempts: failures + 1,
                         }),
-                        Err(e) => Err(describe_transport(&e, &self.connection.endpoint)),
+                        Err(e) => Err((false, describe_transport(&e, &self.connection.endpoint))),
                     }
                 }
-                Err(e) => Err(describe_transport(&e, &self.connection.endpoint)),
+                Err(e) => Err((
+                    e.is_connect(),
+                    describe_transport(&e, &self.connection.endpoint),
+                )),
             };
             let wait = match outcome {
                 Ok(response)
@@ -436,10 +475,12 @@ impl ProvisioningClient {
                     retry_after(&response.headers).map_or(backoff, |r| r.max(backoff))
                 }
                 Ok(response) => return Ok(response),
-                Err(message) => {
+                Err((never_arrived, message)) => {
                     failures += 1;
                     tracing::warn!(request_id, attempt = failures, "{message}");
-                    if failures >= self.policy.max_attempts {
+                    if failures >= self.policy.max_attempts
+                        || !(never_arrived || request.resend_when_unsure)
+                    {
                         return Err(ClientError::Transport {
                             attempts: failures,
                             request_id,

@@ -410,37 +410,7 @@ impl Issuer {
         method: &Method,
         action: Option<&str>,
     ) -> Result<Claims, ApiError> {
-        let unauthorized = |code: &str, message: String| {
-            ApiError::new(StatusCode::UNAUTHORIZED, code, message).header(
-                axum::http::header::WWW_AUTHENTICATE,
-                "Bearer error=\"invalid_token\"",
-            )
-        };
-        let token = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| unauthorized("Unauthorized", "missing bearer token".into()))?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[&self.audience]);
-        validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized(
-                    "ExpiredAuthenticationToken",
-                    "the access token has expired".into(),
-                ),
-                jsonwebtoken::errors::ErrorKind::InvalidAudience => unauthorized(
-                    "InvalidAuthenticationTokenAudience",
-                    format!("the token's audience is not {}", self.audience),
-                ),
-                _ => unauthorized(
-                    "InvalidAuthenticationToken",
-                    format!("the access token is invalid: {e}"),
-                ),
-            })?
-            .claims;
+        let claims = self.verify(authorization, &self.audience)?;
         let needed = required_role(method, action);
         let has = |role: &str| {
             claims
@@ -457,6 +427,42 @@ impl Issuer {
                 format!("the client '{}' lacks the role {needed} (or {ROLE_ADMIN}) this operation needs", claims.appid),
             ))
         }
+    }
+
+    /// Checks a bearer token this issuer signed for `audience`.
+    pub fn verify(&self, authorization: Option<&str>, audience: &str) -> Result<Claims, ApiError> {
+        let unauthorized = |code: &str, message: String| {
+            ApiError::new(StatusCode::UNAUTHORIZED, code, message).header(
+                axum::http::header::WWW_AUTHENTICATE,
+                "Bearer error=\"invalid_token\"",
+            )
+        };
+        let token = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| unauthorized("Unauthorized", "missing bearer token".into()))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[audience]);
+        validation.leeway = 0;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized(
+                    "ExpiredAuthenticationToken",
+                    "the access token has expired".into(),
+                ),
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => unauthorized(
+                    "InvalidAuthenticationTokenAudience",
+                    format!("the token's audience is not {audience}"),
+                ),
+                _ => unauthorized(
+                    "InvalidAuthenticationToken",
+                    format!("the access token is invalid: {e}"),
+                ),
+            })?
+            .claims;
+        Ok(claims)
     }
 }
 

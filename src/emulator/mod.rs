@@ -3,11 +3,13 @@
 //! limits (rate, batch size, paging), its checks, ETags, repeatability,
 //! asynchronous backend sync, Entra ID tokens and roles, and its failures
 //! (injected 5xx answers, connections dropped after a write was applied,
-//! latency).
+//! latency). On the same port, [`acs`] serves the number search API of
+//! Azure Communication Services.
 //!
 //! [`Emulator::start`] serves it on a tokio runtime; [`Emulator::stop`]
 //! stops accepting, lets requests in flight finish, and saves the state.
 
+pub mod acs;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -162,6 +164,8 @@ pub struct EmulatorConfig {
     pub tls: Option<TlsSource>,
     /// Addresses allowed to call the API; empty allows all.
     pub allowed_ips: Vec<IpNet>,
+    /// The Azure Communication Services number search API.
+    pub acs: acs::AcsConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -184,6 +188,7 @@ impl Default for EmulatorConfig {
             faults: Faults::default(),
             tls: None,
             allowed_ips: Vec::new(),
+            acs: acs::AcsConfig::default(),
         }
     }
 }
@@ -211,6 +216,7 @@ pub enum EmulatorError {
 pub struct App {
     pub config: EmulatorConfig,
     store: Mutex<Store>,
+    acs: Mutex<acs::AcsState>,
     pub limiter: Option<DefaultDirectRateLimiter>,
     pub issuer: Option<auth::Issuer>,
     pub rng: Mutex<rand::rngs::StdRng>,
@@ -222,6 +228,18 @@ impl App {
         self.store
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn acs(&self) -> MutexGuard<'_, acs::AcsState> {
+        self.acs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What happened so far.
+    pub fn stats(&self) -> Stats {
+        let acs = self.acs().counters.clone();
+        Stats::of(&self.store(), acs)
     }
 
     pub fn list_query(&self, raw: Option<&str>) -> Result<paging::ListQuery, error::ApiError> {
@@ -255,10 +273,13 @@ pub struct Stats {
     /// The most writes any one number has had.
     pub max_writes_per_number: u32,
     pub repeatability_entries: u64,
+    /// The Azure Communication Services side.
+    #[serde(default)]
+    pub acs: acs::AcsCounters,
 }
 
 impl Stats {
-    pub fn of(store: &Store) -> Stats {
+    pub fn of(store: &Store, acs: acs::AcsCounters) -> Stats {
         let now = store::now_ms();
         Stats {
             counters: store.counters.clone(),
@@ -271,12 +292,13 @@ impl Stats {
                 .count() as u64,
             max_writes_per_number: store.numbers.values().map(|r| r.writes).max().unwrap_or(0),
             repeatability_entries: store.repeats.len() as u64,
+            acs,
         }
     }
 }
 
 async fn stats(State(app): State<Arc<App>>) -> axum::Json<Stats> {
-    axum::Json(Stats::of(&app.store()))
+    axum::Json(app.stats())
 }
 
 async fn token(
@@ -362,9 +384,11 @@ async fn managed_identity(
     }
 }
 
-/// The routes: the API behind its guard, plus the token endpoint and stats.
+/// The routes: the API behind its guard, the search API behind its own,
+/// plus the token endpoints and stats.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
+        .without_v07_checks()
         .route("/accounts", get(api::list_accounts))
         .route(
             "/accounts/{account}",
@@ -398,8 +422,25 @@ pub fn router(app: Arc<App>) -> Router {
             get(api::get_rfi).patch(api::patch_rfi),
         )
         .route_layer(middleware::from_fn_with_state(app.clone(), guard::guard));
+    // The search API's paths have segments that start with a colon
+    // (`/:search`): literal text, not axum 0.7 captures.
+    let acs = Router::new()
+        .without_v07_checks()
+        .route(
+            "/availablePhoneNumbers/countries/{country}/:search",
+            post(acs::search),
+        )
+        .route("/availablePhoneNumbers/:purchase", post(acs::purchase))
+        .route(
+            "/availablePhoneNumbers/searchResults/{id}",
+            get(acs::get_search_result),
+        )
+        .route("/phoneNumbers/operations/{id}", get(acs::get_operation))
+        .route_layer(middleware::from_fn_with_state(app.clone(), acs::guard));
     Router::new()
+        .without_v07_checks()
         .merge(api)
+        .merge(acs)
         .route("/_emulator/stats", get(stats))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route("/msi/token", get(managed_identity))
@@ -477,6 +518,7 @@ fn build_app(config: EmulatorConfig) -> Result<App, EmulatorError> {
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.faults.seed)),
         config,
         store: Mutex::new(store),
+        acs: Mutex::new(acs::AcsState::default()),
         limiter,
         issuer,
         local_addr: OnceLock::new(),
@@ -531,7 +573,7 @@ impl Emulator {
     }
 
     pub fn stats(&self) -> Stats {
-        Stats::of(&self.app.store())
+        self.app.stats()
     }
 
     /// Runs `f` on the store (tests use it to change state behind a

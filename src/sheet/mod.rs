@@ -7,6 +7,7 @@
 //! whole sheet in memory.
 
 pub mod columns;
+pub mod table;
 
 use crate::csvconf;
 pub use columns::{column_letters, Column, HeaderMap, HeadingError, Teams, TeamsField};

@@ -43,6 +43,22 @@ pub fn run(dir: &Path, args: &[&str]) -> Run {
         .into()
 }
 
+/// Runs `acgbulk ARGS` in `dir` with `env` added to the environment.
+pub fn run_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("ACG_ENDPOINT")
+        .env_remove("ACS_CONNECTION_STRING")
+        .env_remove("ACS_ENDPOINT")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+        .into()
+}
+
 /// Runs `acgbulk ARGS` with `input` on standard input.
 pub fn run_with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Run {
     use std::io::Write;
@@ -73,4 +89,68 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
 
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary directory")
+}
+
+/// An emulator on its own runtime, for tests that run the binary against
+/// it; stopped (its state saved) when dropped.
+pub struct Server {
+    runtime: tokio::runtime::Runtime,
+    emulator: Option<acgbulk::emulator::Emulator>,
+}
+
+impl Server {
+    pub fn start(config: acgbulk::emulator::EmulatorConfig) -> Server {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let emulator = runtime
+            .block_on(acgbulk::emulator::Emulator::start(config))
+            .expect("the emulator starts");
+        Server {
+            runtime,
+            emulator: Some(emulator),
+        }
+    }
+
+    pub fn emulator(&self) -> &acgbulk::emulator::Emulator {
+        self.emulator.as_ref().expect("running")
+    }
+
+    pub fn url(&self) -> String {
+        self.emulator().url.clone()
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.emulator().addr
+    }
+
+    pub fn stats(&self) -> acgbulk::emulator::Stats {
+        self.emulator().stats()
+    }
+
+    /// The numbers the emulator holds, with their accounts.
+    pub fn numbers(&self) -> std::collections::BTreeMap<u64, String> {
+        self.emulator().with_store(|store| {
+            store
+                .numbers
+                .iter()
+                .map(|(n, r)| (*n, r.account.to_string()))
+                .collect()
+        })
+    }
+
+    pub fn stop(mut self) {
+        let emulator = self.emulator.take().expect("running");
+        self.runtime.block_on(emulator.stop()).unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            let _ = self.runtime.block_on(emulator.stop());
+        }
+    }
 }

@@ -1,0 +1,186 @@
+//! `acgbulk accounts`: create, update or delete accounts in bulk.
+//!
+//! ```text
+//! acgbulk accounts import ACCOUNTS [--mode create|update|upsert] [job options]
+//!                         [--endpoint URL | --emulator] [auth options]
+//! acgbulk accounts delete ACCOUNTS [--with-numbers] [job options] ...
+//! ```
+//!
+//! ACCOUNTS has the columns the accounts export writes (`name`,
+//! `correlationId`, `serviceDetails_teamsTenantId`, each service's
+//! `_enabled` and `_syncEnabled`, Direct Routing's configuration); a
+//! delete needs only `name`.
+
+use super::args::ReadArgs;
+use super::connect::ConnectionArgs;
+use super::job::{self, JobArgs};
+use super::Status;
+use acgbulk::accounts::{self, Mode};
+use acgbulk::rowjob::Layout;
+use acgbulk::sheet::table::read_table;
+use anyhow::Context;
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Create, update or upsert the accounts of a sheet
+    Import(ImportArgs),
+    /// Delete the accounts of a sheet
+    Delete(DeleteArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    /// Only new accounts: If-None-Match: *
+    Create,
+    /// Only existing accounts: If-Match with the ETag just read
+    Update,
+    /// Whichever applies
+    Upsert,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// The accounts sheet (CSV or a spreadsheet)
+    pub input: PathBuf,
+
+    /// What to do with each account
+    #[arg(long, value_enum, default_value = "upsert")]
+    pub mode: ModeArg,
+
+    #[command(flatten)]
+    pub job: JobArgs,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DeleteArgs {
+    /// A sheet with a `name` column (an accounts export will do)
+    pub input: PathBuf,
+
+    /// Also release the accounts' numbers (?deleteNumbers=true); without it
+    /// an account that holds numbers is not deleted
+    #[arg(long)]
+    pub with_numbers: bool,
+
+    #[command(flatten)]
+    pub job: JobArgs,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+pub fn run(command: Command) -> anyhow::Result<Status> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match command {
+            Command::Import(args) => import(args).await,
+            Command::Delete(args) => delete(args).await,
+        }
+    })
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<Status> {
+    let mode = match args.mode {
+        ModeArg::Create => Mode::Create,
+        ModeArg::Update => Mode::Update,
+        ModeArg::Upsert => Mode::Upsert,
+    };
+    let table = read_table(
+        &args.input,
+        &args.read.sheet_options(),
+        &accounts::known_columns(),
+        &["name"],
+    )?;
+    let (operations, refused) = accounts::read_accounts(&table);
+    let connected = args.connection.connect(None).await?;
+    let base = accounts::base_domain(&connected.endpoint);
+    for operation in &operations {
+        for warning in accounts::warnings(&operation.what, &base) {
+            eprintln!(
+                "warning: row {} ({}): {warning}",
+                operation.row, operation.key
+            );
+        }
+    }
+    let options = args.job.options(
+        "accounts-import",
+        &args.input,
+        mode.label().to_owned(),
+        Layout {
+            action: mode.label(),
+            key_column: "name",
+            extra_columns: &accounts::RESULT_COLUMNS,
+        },
+    );
+    let client = connected.client.clone();
+    let status = job::run(
+        &args.job,
+        &options,
+        operations,
+        refused,
+        move |operation, attempt| {
+            Box::pin(accounts::write(
+                client.clone(),
+                mode,
+                base.clone(),
+                operation,
+                attempt,
+            ))
+        },
+    )
+    .await;
+    if let Some(emulator) = connected.emulator {
+        emulator.stop().await?;
+    }
+    status
+}
+
+async fn delete(args: DeleteArgs) -> anyhow::Result<Status> {
+    let table = read_table(
+        &args.input,
+        &args.read.sheet_options(),
+        &accounts::known_columns(),
+        &["name"],
+    )?;
+    let (operations, refused) = accounts::read_names(&table);
+    let connected = args.connection.connect(None).await?;
+    let settings = format!("with-numbers={}", args.with_numbers);
+    let layout = Layout {
+        action: "delete",
+        key_column: "name",
+        extra_columns: &[],
+    };
+    let options = args
+        .job
+        .options("accounts-delete", &args.input, settings, layout);
+    let client = connected.client.clone();
+    let with_numbers = args.with_numbers;
+    let status = job::run(
+        &args.job,
+        &options,
+        operations,
+        refused,
+        move |operation, attempt| {
+            Box::pin(accounts::delete(
+                client.clone(),
+                with_numbers,
+                operation,
+                attempt,
+            ))
+        },
+    )
+    .await;
+    if let Some(emulator) = connected.emulator {
+        emulator.stop().await?;
+    }
+    status
+}

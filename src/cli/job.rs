@@ -1,0 +1,139 @@
+//! Running a row-by-row job (accounts, RFIs) from the command line: where
+//! it writes, signals, and its summary and exit status.
+
+use super::{ui, Status};
+use acgbulk::rowjob::{self, JobOptions, JobSummary, Layout, Operation, Refused};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a job writes, and how it runs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct JobArgs {
+    /// The results file [default: INPUT's name with .results.csv, beside it]
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub results: Option<PathBuf>,
+
+    /// The checkpoint; running the same command again continues from it
+    /// [default: RESULTS.checkpoint]
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Start over even if an unfinished run's checkpoint is there
+    #[arg(long, help_heading = "Run")]
+    pub restart: bool,
+
+    /// Rows in flight at once (the rate limit still paces every request)
+    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Run")]
+    pub concurrency: usize,
+
+    /// Print the summary as JSON on standard output
+    #[arg(long, help_heading = "Run")]
+    pub json: bool,
+}
+
+impl JobArgs {
+    pub fn options(
+        &self,
+        kind: &str,
+        input: &Path,
+        settings: String,
+        layout: Layout,
+    ) -> JobOptions {
+        let input = std::path::absolute(input).unwrap_or(input.to_owned());
+        let results = self.results.clone().unwrap_or_else(|| {
+            let stem = input
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            input.with_file_name(format!("{stem}.results.csv"))
+        });
+        let results = std::path::absolute(&results).unwrap_or(results);
+        let checkpoint = self
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.checkpoint", results.display())));
+        JobOptions {
+            kind: kind.to_owned(),
+            input,
+            results,
+            checkpoint,
+            restart: self.restart,
+            concurrency: self.concurrency.max(1),
+            settings,
+            layout,
+        }
+    }
+}
+
+/// Runs the job with Ctrl-C / SIGTERM handling and prints its summary.
+pub async fn run<T: Clone + Send + Sync + 'static>(
+    args: &JobArgs,
+    options: &JobOptions,
+    operations: Vec<Operation<T>>,
+    refused: Vec<Refused>,
+    execute: impl Fn(
+            Operation<T>,
+            rowjob::Attempt,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = Result<rowjob::RowResult, rowjob::OperationError>>
+                    + Send,
+            >,
+        > + Send
+        + Sync
+        + 'static,
+) -> anyhow::Result<Status> {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        super::emulator::wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let summary = rowjob::run(options, operations, refused, stop, Arc::new(execute)).await;
+    signals.abort();
+    let summary = summary?;
+    if args.json {
+        ui::print_json(&summary)?;
+    }
+    print(&summary);
+    Ok(status(&summary))
+}
+
+fn print(summary: &JobSummary) {
+    let t = ui::thousands;
+    eprintln!(
+        "{}{}: {} rows: {} ok, {} failed, {} invalid, {} skipped",
+        summary.kind,
+        if summary.resumed { " (continued)" } else { "" },
+        t(summary.rows),
+        t(summary.ok),
+        t(summary.failed),
+        t(summary.invalid),
+        t(summary.skipped)
+    );
+    eprintln!("  results:    {}", summary.results.display());
+    eprintln!("  checkpoint: {}", summary.checkpoint.display());
+    if summary.stopped {
+        eprintln!(
+            "stopped early ({}); run the same command again to continue",
+            summary.stop_reason.as_deref().unwrap_or("unknown reason")
+        );
+    }
+}
+
+pub fn status(summary: &JobSummary) -> Status {
+    if summary.stopped {
+        if summary
+            .stop_reason
+            .as_deref()
+            .is_some_and(|r| !r.starts_with("stopped by"))
+        {
+            Status::Fatal
+        } else {
+            Status::Stopped
+        }
+    } else if summary.failed + summary.invalid + summary.skipped > 0 {
+        Status::RowsFailed
+    } else {
+        Status::Done
+    }
+}

@@ -1,0 +1,78 @@
+//! `acgbulk rfis update`: record the customer relationship of many
+//! Requests for Information.
+//!
+//! ```text
+//! acgbulk rfis update FILE [job options] [--endpoint URL | --emulator] [auth options]
+//! ```
+//!
+//! FILE has `tenantId`, `customerRelationship_status`,
+//! `customerRelationship_comment` and optionally
+//! `customerRelationship_ticketId` (at most 64 characters); an RFI export
+//! edited will do. Declining or terminating needs a comment.
+
+use super::args::ReadArgs;
+use super::connect::ConnectionArgs;
+use super::job::{self, JobArgs};
+use super::Status;
+use acgbulk::rfis;
+use acgbulk::rowjob::Layout;
+use acgbulk::sheet::table::read_table;
+use anyhow::Context;
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// PATCH the customer relationship of each RFI in a sheet
+    Update(UpdateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// The sheet (CSV or a spreadsheet)
+    pub input: PathBuf,
+
+    #[command(flatten)]
+    pub job: JobArgs,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+pub fn run(command: Command) -> anyhow::Result<Status> {
+    let Command::Update(args) = command;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let table = read_table(
+            &args.input,
+            &args.read.sheet_options(),
+            &rfis::known_columns(),
+            &rfis::REQUIRED,
+        )?;
+        let (operations, refused) = rfis::read_updates(&table);
+        let connected = args.connection.connect(None).await?;
+        let layout = Layout {
+            action: "update",
+            key_column: "tenantId",
+            extra_columns: &[],
+        };
+        let options = args
+            .job
+            .options("rfis-update", &args.input, String::new(), layout);
+        let client = connected.client.clone();
+        let status = job::run(
+            &args.job,
+            &options,
+            operations,
+            refused,
+            move |operation, attempt| Box::pin(rfis::patch(client.clone(), operation, attempt)),
+        )
+        .await;
+        if let Some(emulator) = connected.emulator {
+            emulator.stop().await?;
+        }
+        status
+    })
+}
