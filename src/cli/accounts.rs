@@ -138,9 +138,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<Status> {
         },
     )
     .await;
-    if let Some(emulator) = connected.emulator {
-        emulator.stop().await?;
-    }
+    connected.close().await?;
     status
 }
 
@@ -179,8 +177,6 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<Status> {
         },
     )
     .await;
-    if let Some(emulator) = connected.emulator {
-        emulator.stop().await?;
-    }
+    connected.close().await?;
     status
 }

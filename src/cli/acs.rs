@@ -15,8 +15,7 @@
 //! that found fewer than asked or failed.
 
 use super::args::ReadArgs;
-use super::connect::AuthArgs;
-use super::emulator::{parse_rate, RateLimit};
+use super::connect::{AuthArgs, Connected, TransportArgs};
 use super::{ui, Status};
 use acgbulk::acs::model::SCOPE;
 use acgbulk::acs::requests::{self, RequestCells, RequestError, SearchSpec};
@@ -24,8 +23,7 @@ use acgbulk::acs::search::{self, SearchSummary};
 use acgbulk::acs::signing::{AccessKeySigner, ConnectionString};
 use acgbulk::acs::{purchase, PollOptions};
 use acgbulk::client::auth::{Credential, TokenProvider};
-use acgbulk::client::pacer::Pacer;
-use acgbulk::client::{Connection, ProvisioningClient, RetryPolicy};
+use acgbulk::client::ProvisioningClient;
 use acgbulk::emulator::acs::AcsConfig;
 use acgbulk::emulator::{Emulator, EmulatorConfig, SeedSource};
 use acgbulk::sheet::table::read_table;
@@ -66,32 +64,8 @@ pub struct AcsConnectionArgs {
     #[arg(long, conflicts_with_all = ["endpoint", "connection_string_file"], help_heading = "Connection")]
     pub emulator: bool,
 
-    /// An extra trust root (PEM) for HTTPS; TLS is always verified
-    #[arg(long = "ca-cert", value_name = "FILE", help_heading = "Connection")]
-    pub ca_certs: Vec<PathBuf>,
-
-    /// Requests a minute, polls included
-    #[arg(long, value_name = "N/min", default_value = "100/min", value_parser = parse_rate, help_heading = "Connection")]
-    pub rate_limit: RateLimit,
-
-    /// Attempts for a request that meets 5xx, a time-out or a broken
-    /// connection (a search or purchase is not resent once it may have
-    /// arrived)
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 6,
-        help_heading = "Connection"
-    )]
-    pub max_attempts: u32,
-
-    /// First wait before a retry; each later wait is four times longer
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, help_heading = "Connection")]
-    pub retry_backoff: Duration,
-
-    /// Time limit of one request
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Connection")]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 
     /// Between polls of an operation when the service gives no Retry-After
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, help_heading = "Connection")]
@@ -181,12 +155,6 @@ pub struct PurchaseArgs {
     pub connection: AcsConnectionArgs,
 }
 
-/// A client for the resource, and the in-process emulator when there is one.
-struct Connected {
-    client: Arc<ProvisioningClient>,
-    emulator: Option<Emulator>,
-}
-
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -246,10 +214,9 @@ impl AcsConnectionArgs {
                 }
             }
         };
-        let mut connection = Connection::new(endpoint);
-        connection.api_version = acgbulk::acs::model::API_VERSION.to_owned();
-        connection.ca_certs = self.ca_certs.clone();
-        connection.timeout = self.timeout;
+        let connection = self
+            .transport
+            .connection(endpoint, acgbulk::acs::model::API_VERSION);
         let http = connection.http_client()?;
         let credential = if access_key.is_some() {
             Credential::None
@@ -269,13 +236,17 @@ impl AcsConnectionArgs {
         }
         let provider = TokenProvider::new(credential, &self.scope, &self.auth.authority_host, http);
         provider.check()?;
-        let policy = RetryPolicy {
-            max_attempts: self.max_attempts.max(1),
-            backoff: self.retry_backoff,
-            max_backoff: Duration::from_secs(60).max(self.retry_backoff),
-        };
-        let pacer = Arc::new(Pacer::new(self.rate_limit.0.unwrap_or(u32::MAX / 60)));
-        let mut client = ProvisioningClient::new(connection, provider, pacer, policy)?;
+        let endpoint = connection
+            .endpoint
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
+        let mut client = ProvisioningClient::new(
+            connection,
+            provider,
+            self.transport.pacer(),
+            self.transport.policy(),
+        )?;
         match access_key {
             Some(key) => {
                 tracing::info!("signing requests with the access key");
@@ -285,6 +256,7 @@ impl AcsConnectionArgs {
         }
         Ok(Connected {
             client: Arc::new(client),
+            endpoint,
             emulator,
         })
     }
@@ -408,9 +380,7 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
     bar.finish_and_clear();
     signals.abort();
     let summary = summary.context("cannot write the results")?;
-    if let Some(emulator) = connected.emulator {
-        emulator.stop().await?;
-    }
+    connected.close().await?;
     if args.json {
         ui::print_json(&summary)?;
     }
@@ -575,9 +545,7 @@ async fn buy(args: PurchaseArgs) -> anyhow::Result<Status> {
             message,
         });
     }
-    if let Some(emulator) = connected.emulator {
-        emulator.stop().await?;
-    }
+    connected.close().await?;
     if args.json {
         ui::print_json(&reports)?;
     }

@@ -42,11 +42,30 @@ pub struct ConnectionArgs {
     )]
     pub emulator_state: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub transport: TransportArgs,
+
+    /// The api-version to send
+    #[arg(long, value_name = "VERSION", default_value = acgbulk::model::API_VERSION, help_heading = "Connection")]
+    pub api_version: String,
+
+    /// The scope of the Provisioning API
+    #[arg(long, env = "ACG_SCOPE", value_name = "SCOPE", default_value = auth::DEFAULT_SCOPE, help_heading = "Authentication")]
+    pub scope: String,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// How requests are paced, retried and secured, whatever the service.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TransportArgs {
     /// An extra trust root (PEM) for HTTPS, for private CAs; TLS is always verified
     #[arg(long = "ca-cert", value_name = "FILE", help_heading = "Connection")]
     pub ca_certs: Vec<PathBuf>,
 
-    /// Requests a minute for everything the run sends (the service allows 100)
+    /// Requests a minute for everything the run sends, polls included (the
+    /// Provisioning API allows 100)
     #[arg(long, value_name = "N/min", default_value = "100/min", value_parser = parse_rate, help_heading = "Connection")]
     pub rate_limit: RateLimit,
 
@@ -70,17 +89,30 @@ pub struct ConnectionArgs {
     /// Time limit of one request
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Connection")]
     pub timeout: Duration,
+}
 
-    /// The api-version to send
-    #[arg(long, value_name = "VERSION", default_value = acgbulk::model::API_VERSION, help_heading = "Connection")]
-    pub api_version: String,
+impl TransportArgs {
+    /// A connection to `endpoint` with these settings.
+    pub fn connection(&self, endpoint: url::Url, api_version: &str) -> Connection {
+        let mut connection = Connection::new(endpoint);
+        connection.api_version = api_version.to_owned();
+        connection.ca_certs = self.ca_certs.clone();
+        connection.timeout = self.timeout;
+        connection
+    }
 
-    /// The scope of the Provisioning API
-    #[arg(long, env = "ACG_SCOPE", value_name = "SCOPE", default_value = auth::DEFAULT_SCOPE, help_heading = "Authentication")]
-    pub scope: String,
+    /// The one pace every request of the run keeps.
+    pub fn pacer(&self) -> Arc<Pacer> {
+        Arc::new(Pacer::new(self.rate_limit.0.unwrap_or(u32::MAX / 60)))
+    }
 
-    #[command(flatten)]
-    pub auth: AuthArgs,
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            backoff: self.retry_backoff,
+            max_backoff: self.max_backoff.max(self.retry_backoff),
+        }
+    }
 }
 
 /// How to get a token.
@@ -213,6 +245,16 @@ pub struct Connected {
     pub emulator: Option<Emulator>,
 }
 
+impl Connected {
+    /// Stops the in-process emulator, if any (saving its state).
+    pub async fn close(self) -> anyhow::Result<()> {
+        if let Some(emulator) = self.emulator {
+            emulator.stop().await?;
+        }
+        Ok(())
+    }
+}
+
 impl ConnectionArgs {
     /// Connects to `--endpoint`, or to `fallback` (a checkpoint's endpoint),
     /// or starts the in-process emulator. Call inside the runtime.
@@ -221,7 +263,7 @@ impl ConnectionArgs {
             let emulator = Emulator::start(EmulatorConfig {
                 state: self.emulator_state.clone(),
                 seed: SeedSource::Demo,
-                rate_limit: self.rate_limit.0,
+                rate_limit: self.transport.rate_limit.0,
                 ..EmulatorConfig::default()
             })
             .await
@@ -243,22 +285,20 @@ impl ConnectionArgs {
             };
             (endpoint, None)
         };
-        let mut connection = Connection::new(endpoint.clone());
-        connection.api_version = self.api_version.clone();
-        connection.ca_certs = self.ca_certs.clone();
-        connection.timeout = self.timeout;
+        let connection = self
+            .transport
+            .connection(endpoint.clone(), &self.api_version);
         let http = connection.http_client()?;
         let credential = self.auth.credential(self.emulator, "ACG_TOKEN")?;
         let provider = TokenProvider::new(credential, &self.scope, &self.auth.authority_host, http);
         provider.check()?;
         tracing::info!("authenticating as {}", provider.describe());
-        let pacer = Arc::new(Pacer::new(self.rate_limit.0.unwrap_or(u32::MAX / 60)));
-        let policy = RetryPolicy {
-            max_attempts: self.max_attempts.max(1),
-            backoff: self.retry_backoff,
-            max_backoff: self.max_backoff.max(self.retry_backoff),
-        };
-        let client = ProvisioningClient::new(connection, provider, pacer, policy)?;
+        let client = ProvisioningClient::new(
+            connection,
+            provider,
+            self.transport.pacer(),
+            self.transport.policy(),
+        )?;
         Ok(Connected {
             client: Arc::new(client),
             endpoint: endpoint.as_str().trim_end_matches('/').to_owned(),

@@ -128,9 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .await;
         bar.finish_and_clear();
         signals.abort();
-        if let Some(emulator) = connected.emulator {
-            emulator.stop().await?;
-        }
+        connected.close().await?;
         let summary = outcome?;
         if args.json {
             ui::print_json(&summary)?;

@@ -194,7 +194,7 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
             return Ok(Status::RowsFailed);
         }
         if args.run.dry_run {
-            print_plan(&prepared, &options, args.connection.rate_limit.0);
+            print_plan(&prepared, &options, args.connection.transport.rate_limit.0);
             return Ok(Status::Done);
         }
         let connected = args.connection.connect(None).await?;
@@ -258,14 +258,13 @@ pub async fn finish(
     checkpoint: &Path,
     json: bool,
 ) -> anyhow::Result<Status> {
-    if let Some(emulator) = connected.emulator {
-        emulator.stop().await?;
-    }
+    let endpoint = connected.endpoint.clone();
+    connected.close().await?;
     let summary = outcome?;
     if json {
         ui::print_json(&summary)?;
     }
-    print_summary(&summary, &connected.endpoint);
+    print_summary(&summary, &endpoint);
     let resume = format!("acgbulk resume {}", checkpoint.display());
     Ok(if summary.stopped {
         eprintln!(

@@ -183,9 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             })?;
         }
         if let Some(connected) = connected {
-            if let Some(emulator) = connected.emulator {
-                emulator.stop().await?;
-            }
+            connected.close().await?;
         }
         Ok(status)
     })

@@ -70,9 +70,7 @@ pub fn run(command: Command) -> anyhow::Result<Status> {
             move |operation, attempt| Box::pin(rfis::patch(client.clone(), operation, attempt)),
         )
         .await;
-        if let Some(emulator) = connected.emulator {
-            emulator.stop().await?;
-        }
+        connected.close().await?;
         status
     })
 }
