@@ -83,7 +83,7 @@ impl Journal {
         let mut file = file;
         file.write_all(&encode(first)).map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
-        sync_dir(path).map_err(io_err)?;
+        crate::durable::sync_dir(path).map_err(io_err)?;
         Ok(Journal::start(path, file))
     }
 
@@ -198,14 +198,6 @@ fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
             source,
         }),
     }
-}
-
-fn sync_dir(path: &Path) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    File::open(dir)?.sync_all()
 }
 
 /// The records of a journal and the length of its intact part.

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod acs;
 pub mod client;
 pub mod csvconf;
+pub mod durable;
 pub mod emulator;
 pub mod engine;
 pub mod export;

@@ -473,31 +473,15 @@ fn write_results<T>(
     ];
     headings.extend_from_slice(extra_columns);
     headings.push("requestId");
-    let write = |path: &Path| -> std::io::Result<()> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.tmp",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        {
-            let mut out = crate::csvconf::create(&tmp)?;
+    let write = |path: &Path| {
+        crate::durable::replace(path, |out| {
+            let mut out = crate::csvconf::writer(out);
             out.write_record(&headings)?;
             for (_, cells) in &lines {
                 out.write_record(cells)?;
             }
-            out.flush()?;
-            out.into_inner()
-                .map_err(|e| e.into_error())?
-                .into_inner()
-                .map_err(|e| e.into_error())?
-                .sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+            out.flush()
+        })
     };
     write(&options.results).map_err(|source| JobError::Write {
         path: options.results.clone(),

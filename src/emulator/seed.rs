@@ -17,7 +17,6 @@ use crate::model::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
 
 /// The `--seed` file.
@@ -529,26 +528,9 @@ impl Store {
 /// Writes `snapshot` to `path` atomically: a temporary file beside it,
 /// flushed to disk, renamed over the old one, and the directory synced.
 pub fn save_snapshot(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    {
-        let file = std::fs::File::create(&tmp)?;
-        let mut out = std::io::BufWriter::new(&file);
-        serde_json::to_writer(&mut out, snapshot)?;
-        out.flush()?;
-        drop(out);
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::durable::replace(path, |out| {
+        serde_json::to_writer(out, snapshot).map_err(std::io::Error::from)
+    })
 }
 
 pub fn load_snapshot(path: &Path) -> Result<Snapshot, String> {

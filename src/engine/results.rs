@@ -117,20 +117,9 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut ResultsWriter) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let mut writer = ResultsWriter::create(&tmp)?;
-    fill(&mut writer)?;
-    writer.finish()?;
-    std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    crate::durable::replace_with(path, |tmp| {
+        let mut writer = ResultsWriter::create(tmp)?;
+        fill(&mut writer)?;
+        writer.finish().map(drop)
+    })
 }
