@@ -15,16 +15,8 @@ use std::path::Path;
 use std::process::Command;
 
 const NUMBERS: u64 = 1_000_000;
-const ACCOUNTS: [&str; 8] = [
-    "contoso",
-    "fabrikam",
-    "northwind",
-    "adatum",
-    "litware",
-    "tailspin",
-    "woodgrove",
-    "wingtip",
-];
+/// The first eight of the samples' account names.
+const ACCOUNTS: &[&str] = acgbulk::sample::ACCOUNT_NAMES.split_at(8).0;
 
 /// The number, account and usage of row `i` on each side.
 fn desired(i: u64) -> (u64, &'static str, &'static str) {

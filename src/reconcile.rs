@@ -18,6 +18,7 @@ use rayon::slice::ParallelSliceMut;
 use reqwest::Method;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::cmp::Ordering;
 use std::io;
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
@@ -388,9 +389,16 @@ pub fn compare(
         actual.items.iter().peekable(),
     );
     loop {
-        match (d.peek(), a.peek()) {
+        // A side that has run out sorts after every number of the other.
+        let order = match (d.peek(), a.peek()) {
             (None, None) => break,
-            (Some(want), None) => {
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(want), Some(have)) => want.number.cmp(&have.number),
+        };
+        match order {
+            Ordering::Less => {
+                let want = d.next().expect("peeked");
                 drift.missing += 1;
                 line(
                     want.number,
@@ -400,9 +408,9 @@ pub fn compare(
                     "",
                 )?;
                 write_upsert(want, &mut drift)?;
-                d.next();
             }
-            (None, Some(have)) => {
+            Ordering::Greater => {
+                let have = a.next().expect("peeked");
                 drift.extra += 1;
                 line(
                     have.number,
@@ -412,33 +420,9 @@ pub fn compare(
                     &interner.accounts[have.account as usize],
                 )?;
                 write_delete(have, &mut drift)?;
-                a.next();
             }
-            (Some(want), Some(have)) if want.number < have.number => {
-                drift.missing += 1;
-                line(
-                    want.number,
-                    Kind::Missing,
-                    "",
-                    &interner.accounts[want.account as usize],
-                    "",
-                )?;
-                write_upsert(want, &mut drift)?;
-                d.next();
-            }
-            (Some(want), Some(have)) if want.number > have.number => {
-                drift.extra += 1;
-                line(
-                    have.number,
-                    Kind::Extra,
-                    "",
-                    "",
-                    &interner.accounts[have.account as usize],
-                )?;
-                write_delete(have, &mut drift)?;
-                a.next();
-            }
-            (Some(want), Some(have)) => {
+            Ordering::Equal => {
+                let (want, have) = (d.next().expect("peeked"), a.next().expect("peeked"));
                 if want.account != have.account {
                     drift.moved += 1;
                     line(
@@ -465,8 +449,6 @@ pub fn compare(
                 } else {
                     drift.same += 1;
                 }
-                d.next();
-                a.next();
             }
         }
     }

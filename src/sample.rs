@@ -59,7 +59,9 @@ const BLOCKS: [(&str, u32); 8] = [
     ("3491", 7),
 ];
 
-const NAMES: [&str; 16] = [
+/// The account names sample sheets use, in order; the emulator's demo
+/// accounts are these.
+pub const ACCOUNT_NAMES: [&str; 16] = [
     "contoso",
     "fabrikam",
     "northwind",
@@ -126,12 +128,12 @@ impl Generator {
                 let share = count.div_ceil(BLOCKS.len()) as u64;
                 let span = 7 * 10u64.pow(width - 1) / share;
                 let first = 2 * 10u64.pow(width - 1) + span * (k / BLOCKS.len()) as u64;
-                let base = NAMES[k % NAMES.len()];
+                let base = ACCOUNT_NAMES[k % ACCOUNT_NAMES.len()];
                 Account {
-                    name: if k < NAMES.len() {
+                    name: if k < ACCOUNT_NAMES.len() {
                         base.to_owned()
                     } else {
-                        format!("{base}-{}", k / NAMES.len())
+                        format!("{base}-{}", k / ACCOUNT_NAMES.len())
                     },
                     prefix,
                     width,

@@ -7,7 +7,7 @@
 //! reported as failed, and running it again is the user's call.
 
 use super::model::{SearchResult, SEARCH_ERRORS};
-use super::operation::{self, Finished};
+use super::operation;
 use super::requests::SearchSpec;
 use super::{AcsError, PollOptions};
 use crate::client::{ApiRequest, ProvisioningClient};
@@ -136,10 +136,11 @@ async fn run_search(
         .map(str::to_owned)
         .unwrap_or_else(|| format!("/availablePhoneNumbers/searchResults/{search_id}"));
     outcome.search_id = Some(search_id);
-    let finished = operation::wait(client, &operation_location, options, stop).await;
-    let Finished { operation, polls } = finished?;
-    outcome.polls = polls;
-    if operation.status != "succeeded" {
+    let finished = operation::wait(client, &operation_location, options, stop).await?;
+    outcome.polls = finished.polls;
+    let succeeded = finished.succeeded();
+    let operation = finished.operation;
+    if !succeeded {
         let (code, message) = match operation.error {
             Some(error) => (error.code, error.message),
             None => (

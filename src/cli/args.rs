@@ -3,6 +3,27 @@
 
 use acgbulk::sheet::SheetOptions;
 use acgbulk::validate::RuleOptions;
+use std::path::{Path, PathBuf};
+
+/// Where a command writes beside its input by default: `dir/numbers.csv`
+/// -> `dir/numbers{suffix}`; standard input -> `stdin{suffix}`.
+pub fn beside(input: &Path, suffix: &str) -> PathBuf {
+    if input == Path::new("-") {
+        return PathBuf::from(format!("stdin{suffix}"));
+    }
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    input.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// A results file's checkpoint: `x.results.csv` -> `x.results.csv.checkpoint`.
+pub fn checkpoint_of(results: &Path) -> PathBuf {
+    let mut name = results.to_owned().into_os_string();
+    name.push(".checkpoint");
+    PathBuf::from(name)
+}
 
 /// How to read a sheet.
 #[derive(clap::Args, Debug, Clone)]

@@ -12,7 +12,7 @@
 //! Exit 0 when every number is done, 1 when some failed or were invalid,
 //! 2 for input or configuration errors, 3 when stopped early (resumable).
 
-use super::args::SheetArgs;
+use super::args::{beside, checkpoint_of, SheetArgs};
 use super::connect::{Connected, ConnectionArgs};
 use super::{ui, Status};
 use acgbulk::engine::journal::{self, Action, Journal};
@@ -95,28 +95,17 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-fn beside(input: &Path, suffix: &str) -> PathBuf {
-    if input == Path::new("-") {
-        return PathBuf::from(format!("stdin{suffix}"));
-    }
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    input.with_file_name(format!("{stem}{suffix}"))
-}
-
 pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
     let results = args
         .run
         .results
         .clone()
         .unwrap_or_else(|| beside(&args.input, ".results.csv"));
-    let checkpoint = args.run.checkpoint.clone().unwrap_or_else(|| {
-        let mut name = results.clone().into_os_string();
-        name.push(".checkpoint");
-        PathBuf::from(name)
-    });
+    let checkpoint = args
+        .run
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| checkpoint_of(&results));
     let checkpoint = std::path::absolute(&checkpoint).unwrap_or(checkpoint);
     let report = args
         .run

@@ -1,6 +1,7 @@
 //! Running a row-by-row job (accounts, RFIs) from the command line: where
 //! it writes, signals, and its summary and exit status.
 
+use super::args::{beside, checkpoint_of};
 use super::{ui, Status};
 use acgbulk::rowjob::{self, JobOptions, JobSummary, Layout, Operation, Refused};
 use std::path::{Path, PathBuf};
@@ -40,18 +41,15 @@ impl JobArgs {
         layout: Layout,
     ) -> JobOptions {
         let input = std::path::absolute(input).unwrap_or(input.to_owned());
-        let results = self.results.clone().unwrap_or_else(|| {
-            let stem = input
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            input.with_file_name(format!("{stem}.results.csv"))
-        });
+        let results = self
+            .results
+            .clone()
+            .unwrap_or_else(|| beside(&input, ".results.csv"));
         let results = std::path::absolute(&results).unwrap_or(results);
         let checkpoint = self
             .checkpoint
             .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("{}.checkpoint", results.display())));
+            .unwrap_or_else(|| checkpoint_of(&results));
         JobOptions {
             kind: kind.to_owned(),
             input,

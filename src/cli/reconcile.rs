@@ -10,7 +10,7 @@
 //! Exit 0 when there is no drift, 1 when there is, 2 on input errors; with
 //! `--apply`, 0 when the drift was all put right.
 
-use super::args::SheetArgs;
+use super::args::{beside, checkpoint_of, SheetArgs};
 use super::connect::ConnectionArgs;
 use super::{import, ui, Status};
 use acgbulk::engine::journal::{self, Action};
@@ -195,11 +195,7 @@ async fn apply(
     input: &Path,
     connected: &super::connect::Connected,
 ) -> anyhow::Result<engine::RunSummary> {
-    let name = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let results = input.with_file_name(format!("{name}.results.csv"));
+    let results = beside(input, ".results.csv");
     let options = RunOptions {
         action,
         input: input.to_owned(),
@@ -210,8 +206,8 @@ async fn apply(
         },
         batch_size: acgbulk::plan::MAX_BATCH_SIZE,
         skip_invalid: true,
-        checkpoint: PathBuf::from(format!("{}.checkpoint", results.display())),
-        report: input.with_file_name(format!("{name}.report.csv")),
+        checkpoint: checkpoint_of(&results),
+        report: beside(input, ".report.csv"),
         results,
         concurrency: 8,
         wait_sync: false,

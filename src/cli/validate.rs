@@ -10,7 +10,7 @@
 //! column,message`) and prints a summary. Exit 0 when no row is invalid,
 //! 1 when some are, 2 when the sheet cannot be read.
 
-use super::args::SheetArgs;
+use super::args::{beside, SheetArgs};
 use super::ui;
 use super::Status;
 use acgbulk::validate::pipeline::Summary;
@@ -37,23 +37,11 @@ pub struct Args {
     pub sheet: SheetArgs,
 }
 
-/// `numbers.csv` -> `numbers.report.csv`; standard input -> `stdin.report.csv`.
-pub fn default_report(input: &Path) -> PathBuf {
-    if input == Path::new("-") {
-        return PathBuf::from("stdin.report.csv");
-    }
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    input.with_file_name(format!("{stem}.report.csv"))
-}
-
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let report = args
         .report
         .clone()
-        .unwrap_or_else(|| default_report(&args.input));
+        .unwrap_or_else(|| beside(&args.input, ".report.csv"));
     let bar = ui::bar(None, "rows");
     let outcome = validate::validate_file(
         &args.input,

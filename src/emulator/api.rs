@@ -806,27 +806,11 @@ pub async fn list_account_numbers(
         .accounts
         .get(&name)
         .ok_or_else(|| account_missing(&name))?;
-    let after = match &query.after {
-        Some(token) => Bound::Excluded(path_number(token)?),
-        None => Bound::Unbounded,
-    };
-    let now = now_ms();
     let items = account
         .numbers
-        .range((after, Bound::Unbounded))
+        .range((numbers_after(&query)?, Bound::Unbounded))
         .map(|n| (*n, &store.numbers[n]));
-    let page = paging::page(
-        items,
-        &query,
-        &base,
-        API_VERSION,
-        |n| format!("+{n}"),
-        |n, r| number_view(n, r, now),
-    );
-    Ok(list(
-        page,
-        query.count_records.then_some(account.numbers.len()),
-    ))
+    Ok(numbers_page(items, &query, &base, account.numbers.len()))
 }
 
 pub async fn list_numbers(
@@ -837,27 +821,38 @@ pub async fn list_numbers(
     let query = app.list_query(raw.as_deref())?;
     let base = base_url(&app, &headers, "/numbers");
     let store = app.store();
-    let after = match &query.after {
-        Some(token) => Bound::Excluded(path_number(token)?),
-        None => Bound::Unbounded,
-    };
-    let now = now_ms();
     let items = store
         .numbers
-        .range((after, Bound::Unbounded))
+        .range((numbers_after(&query)?, Bound::Unbounded))
         .map(|(n, r)| (*n, r));
+    Ok(numbers_page(items, &query, &base, store.numbers.len()))
+}
+
+/// Where a page of numbers starts: after the continuation token's number.
+fn numbers_after(query: &paging::ListQuery) -> Result<Bound<u64>> {
+    Ok(match &query.after {
+        Some(token) => Bound::Excluded(path_number(token)?),
+        None => Bound::Unbounded,
+    })
+}
+
+/// One page of `items` (numbers in ascending order) out of `total`.
+fn numbers_page<'a>(
+    items: impl Iterator<Item = (u64, &'a NumberRecord)>,
+    query: &paging::ListQuery,
+    base: &str,
+    total: usize,
+) -> Response {
+    let now = now_ms();
     let page = paging::page(
         items,
-        &query,
-        &base,
+        query,
+        base,
         API_VERSION,
         |n| format!("+{n}"),
         |n, r| number_view(n, r, now),
     );
-    Ok(list(
-        page,
-        query.count_records.then_some(store.numbers.len()),
-    ))
+    list(page, query.count_records.then_some(total))
 }
 
 pub async fn get_number(

@@ -275,17 +275,7 @@ impl Issuer {
                 );
             }
         }
-        let (access_token, expires_in) = self
-            .sign(tenant, client_id, &client.roles, resource)
-            .map_err(|e| {
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    TokenError {
-                        error: "server_error",
-                        error_description: e,
-                    },
-                )
-            })?;
+        let (access_token, expires_in) = self.sign(tenant, client_id, &client.roles, resource)?;
         Ok(TokenResponse {
             token_type: "Bearer",
             expires_in,
@@ -302,7 +292,7 @@ impl Issuer {
         client_id: &str,
         roles: &[String],
         resource: &str,
-    ) -> Result<(String, u64), String> {
+    ) -> Result<(String, u64), (StatusCode, TokenError)> {
         let now = super::store::now_ms() / 1000;
         let lifetime = self.lifetime.as_secs().max(1);
         let claims = Claims {
@@ -317,7 +307,15 @@ impl Issuer {
             exp: now + lifetime,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TokenError {
+                    error: "server_error",
+                    error_description: e.to_string(),
+                },
+            )
+        })?;
         Ok((token, lifetime))
     }
 
@@ -356,17 +354,7 @@ impl Issuer {
                 },
             ));
         }
-        let (access_token, lifetime) = self
-            .sign("managed", "managed-identity", roles, resource)
-            .map_err(|e| {
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    TokenError {
-                        error: "server_error",
-                        error_description: e,
-                    },
-                )
-            })?;
+        let (access_token, lifetime) = self.sign("managed", "managed-identity", roles, resource)?;
         Ok(ManagedIdentityToken {
             access_token,
             expires_on: (super::store::now_ms() / 1000 + lifetime).to_string(),

@@ -34,25 +34,8 @@ pub struct Seed {
     pub requests_for_information: Vec<RequestForInformation>,
 }
 
-/// Account names the samples use.
-pub const DEMO_ACCOUNTS: [&str; 16] = [
-    "contoso",
-    "fabrikam",
-    "northwind",
-    "adatum",
-    "litware",
-    "tailspin",
-    "woodgrove",
-    "wingtip",
-    "fourth-coffee",
-    "proseware",
-    "lucerne",
-    "margies-travel",
-    "alpine-ski",
-    "coho-winery",
-    "humongous",
-    "trey-research",
-];
+/// The demo accounts: the names the samples use.
+pub const DEMO_ACCOUNTS: [&str; 16] = crate::sample::ACCOUNT_NAMES;
 
 /// An account with every service enabled, the Teams ones syncing.
 pub fn full_account(name: &str, index: usize) -> Account {
