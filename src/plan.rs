@@ -33,12 +33,21 @@ pub struct Plan {
 impl Plan {
     /// Plans the valid entries of `expanded` in batches of `batch_size`.
     pub fn new(expanded: &Expanded, batch_size: usize) -> Plan {
+        Plan::excluding(expanded, batch_size, &[])
+    }
+
+    /// As [`Plan::new`], leaving out the accounts (by id) in `excluded`:
+    /// accounts the gateway does not have, whose rows are failed offline.
+    pub fn excluding(expanded: &Expanded, batch_size: usize, excluded: &[u32]) -> Plan {
         let batch_size = batch_size.clamp(1, MAX_BATCH_SIZE);
         let accounts = expanded.accounts.len();
         // Account ids are numbered in order of first appearance, so a stable
         // counting sort by account id gives the sending order.
         let mut counts = vec![0u32; accounts + 1];
-        let valid = |i: usize| !expanded.is_invalid(i) && expanded.entries[i].account != NO_ACCOUNT;
+        let valid = |i: usize| {
+            let account = expanded.entries[i].account;
+            !expanded.is_invalid(i) && account != NO_ACCOUNT && !excluded.contains(&account)
+        };
         for (i, entry) in expanded.entries.iter().enumerate() {
             if valid(i) {
                 counts[entry.account as usize + 1] += 1;

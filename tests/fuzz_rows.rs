@@ -44,8 +44,8 @@ fn options() -> impl Strategy<Value = RuleOptions> {
         any::<bool>(),
     )
         .prop_map(
-            |(strict, normalize, country, max_range, numbers_only)| RuleOptions {
-                strict,
+            |(allow_invalid_numbers, normalize, country, max_range, numbers_only)| RuleOptions {
+                allow_invalid_numbers,
                 normalize,
                 default_country: country
                     .filter(|c| acgbulk::phone::normalize::parse_country(c).is_ok())

@@ -557,8 +557,13 @@ fn two_runs_cannot_share_a_checkpoint() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
     let checkpoint = dir.path().join("shared.results.csv.checkpoint");
+    // The first run validates, checks its accounts, then creates the
+    // checkpoint: wait for it rather than for a fixed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !checkpoint.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let run = common::run(
         dir.path(),
         &[

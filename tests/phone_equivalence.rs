@@ -1,7 +1,7 @@
-//! The fast phone checks give exactly the verdicts of the plain
-//! `phonenumber` calls, on a large random sample.
+//! The fast phone checks give exactly the verdicts and the canonical E.164
+//! forms of the plain `phonenumber` calls, on a large random sample.
 
-use acgbulk::phone::{reference, PhoneRules, Verdict};
+use acgbulk::phone::{reference, Checked, PhoneRules, Verdict};
 use phonenumber::metadata::DATABASE;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -60,6 +60,18 @@ fn sample(rng: &mut StdRng, examples: &[(u16, String)], codes: &[u16]) -> String
     }
 }
 
+/// The fast checks' canonical E.164 text, in the reference's shape: only
+/// for numbers of a possible length.
+fn fast_canonical(digits: &str, checked: Checked) -> Option<String> {
+    match checked.verdict {
+        Verdict::Valid | Verdict::NotValid => Some(match checked.canonical {
+            Some(canonical) => format!("+{canonical}"),
+            None => format!("+{digits}"),
+        }),
+        _ => None,
+    }
+}
+
 #[test]
 fn fast_verdicts_equal_the_plain_calls() {
     let mut examples = Vec::new();
@@ -112,10 +124,15 @@ fn fast_verdicts_equal_the_plain_calls() {
         .map(|_| sample(&mut rng, &examples, &codes))
         .collect();
     numbers.sort();
+    let mut rewritten = 0;
     for digits in numbers {
-        let fast = rules.check(&digits).verdict;
-        let plain = reference::verdict(&digits);
-        *tally.entry(format!("{plain:?}")).or_default() += 1;
+        let checked = rules.check(&digits);
+        let fast = (checked.verdict, fast_canonical(&digits, checked));
+        let plain = reference::checked(&digits);
+        *tally.entry(format!("{:?}", plain.0)).or_default() += 1;
+        if plain.1.as_deref().is_some_and(|c| c[1..] != digits) {
+            rewritten += 1;
+        }
         if fast != plain {
             mismatches.push(format!("+{digits}: fast {fast:?}, plain {plain:?}"));
         }
@@ -125,6 +142,12 @@ fn fast_verdicts_equal_the_plain_calls() {
         "{} of {samples} verdicts differ, first: {:#?}",
         mismatches.len(),
         &mismatches[..mismatches.len().min(20)]
+    );
+    // Trunk prefixes left in must be among the samples, or the canonical
+    // comparison proves little.
+    assert!(
+        rewritten > samples / 200,
+        "only {rewritten} samples had a canonical form other than their text"
     );
     // The sample must exercise every verdict, or it proves little.
     for verdict in [
@@ -153,9 +176,10 @@ fn every_example_number_agrees() {
         {
             if let Some(example) = desc.example() {
                 let digits = format!("{}{example}", meta.country_code());
+                let checked = rules.check(&digits);
                 assert_eq!(
-                    rules.check(&digits).verdict,
-                    reference::verdict(&digits),
+                    (checked.verdict, fast_canonical(&digits, checked)),
+                    reference::checked(&digits),
                     "+{digits} ({})",
                     meta.id()
                 );

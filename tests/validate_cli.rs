@@ -69,7 +69,7 @@ fn every_mistake_is_reported_on_its_row() {
         (2, "error", "E164_FORMAT"),
         (3, "error", "COUNTRY_CODE_UNKNOWN"),
         (4, "error", "NUMBER_LENGTH"),
-        (5, "warning", "NUMBER_NOT_VALID"),
+        (5, "error", "NUMBER_NOT_VALID"),
         (6, "error", "ACCOUNT_NAME"),
         (7, "error", "NO_SERVICE"),
         (8, "error", "USAGE"),
@@ -90,7 +90,7 @@ fn every_mistake_is_reported_on_its_row() {
     .collect();
     assert_eq!(got, expected);
     assert!(r.stderr.contains("18 rows"), "{}", r.stderr);
-    assert!(r.stderr.contains("1 valid, 17 invalid"), "{}", r.stderr);
+    assert!(r.stderr.contains("0 valid, 18 invalid"), "{}", r.stderr);
     // The duplicate names the other row.
     let rows = read_csv(&report);
     let dup = rows
@@ -108,7 +108,7 @@ fn json_summary_on_stdout() {
     assert_eq!(r.code, 1);
     let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(summary["rows"], 18);
-    assert_eq!(summary["invalid"], 17);
+    assert_eq!(summary["invalid"], 18);
     assert_eq!(summary["errorsByCode"]["DUPLICATE"], 2);
     assert_eq!(summary["topErrors"][0]["count"], 2);
     // The default report goes beside the input.

@@ -67,14 +67,20 @@ pub struct SheetArgs {
     #[arg(long, help_heading = "Validation")]
     pub normalize: bool,
 
-    /// With --normalize: the country (ISO 3166, e.g. GB) of numbers written
-    /// in national format
-    #[arg(long, value_name = "CC", requires = "normalize", value_parser = country, help_heading = "Validation")]
+    /// The country (ISO 3166, e.g. GB) of numbers written in national
+    /// format: with --normalize for text cells, and always for spreadsheet
+    /// numeric cells that lost their leading 0
+    #[arg(long, value_name = "CC", value_parser = country, help_heading = "Validation")]
     pub default_country: Option<String>,
 
-    /// Make NUMBER_NOT_VALID (metadata says the number is not valid) an
-    /// error instead of a warning
+    /// Make NUMBER_NOT_VALID (libphonenumber's metadata says the number is
+    /// not valid) a warning instead of an error, for ranges newer than the
+    /// metadata
     #[arg(long, help_heading = "Validation")]
+    pub allow_invalid_numbers: bool,
+
+    /// Accepted for compatibility: NUMBER_NOT_VALID is an error by default now
+    #[arg(long, hide = true)]
     pub strict: bool,
 
     /// The largest range of numbers one row may expand to
@@ -98,7 +104,7 @@ impl SheetArgs {
 
     pub fn rule_options(&self) -> RuleOptions {
         RuleOptions {
-            strict: self.strict,
+            allow_invalid_numbers: self.allow_invalid_numbers,
             normalize: self.normalize,
             default_country: self.default_country.clone(),
             max_range: self.max_range,

@@ -189,6 +189,17 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         let connected = args.connection.connect(None).await?;
         let mut prepared = prepared;
         prepared.header.endpoint = connected.endpoint.clone();
+        let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
+        let missing = engine::missing_accounts(&connected.client, &prepared, &mut no_stop)
+            .await
+            .context("cannot check that the sheet's accounts exist on the gateway")?;
+        for account in &missing {
+            eprintln!(
+                "{}: its numbers are failed without a request",
+                account.message()
+            );
+        }
+        prepared.leave_out_accounts(missing);
         let journal = journal::create(&options.checkpoint, prepared.header.clone())?;
         let outcome = send(prepared, &options, &connected, journal, Vec::new()).await;
         finish(outcome, connected, &options.checkpoint, args.run.json).await

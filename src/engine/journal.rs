@@ -60,6 +60,33 @@ pub struct Header {
     pub batches: u32,
     pub numbers: u64,
     pub created: String,
+    /// Accounts the sheet names that the gateway did not have when the run
+    /// began: their rows are failed offline and left out of the plan (a
+    /// resume leaves them out again, so its plan is the same).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_accounts: Vec<MissingAccount>,
+}
+
+/// An account the gateway does not have, and what to tell the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingAccount {
+    pub name: String,
+    /// The nearest account that exists, if one is close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearest: Option<String>,
+}
+
+impl MissingAccount {
+    pub fn message(&self) -> String {
+        let hint = match &self.nearest {
+            Some(nearest) => format!("; did you mean '{nearest}'?"),
+            None => "; create it first (acgbulk accounts import)".to_owned(),
+        };
+        format!(
+            "account '{}' does not exist on the gateway (checked before sending){hint}",
+            self.name
+        )
+    }
 }
 
 /// One journal line.
@@ -159,6 +186,7 @@ mod tests {
             plan_fingerprint: "f".into(),
             batches: 1,
             numbers: 1,
+            missing_accounts: Vec::new(),
             created: "now".into(),
         }
     }

@@ -102,6 +102,71 @@ pub struct Prepared {
     pub sheet_header: Arc<HeaderMap>,
 }
 
+impl Prepared {
+    /// Leaves the rows of accounts the gateway does not have out of the
+    /// plan; the results fail them with `AccountNotFound`.
+    pub fn leave_out_accounts(&mut self, missing: Vec<journal::MissingAccount>) {
+        if missing.is_empty() {
+            return;
+        }
+        let ids: Vec<u32> = missing
+            .iter()
+            .filter_map(|m| self.expanded.accounts.iter().position(|a| *a == m.name))
+            .map(|id| id as u32)
+            .collect();
+        self.plan = Plan::excluding(&self.expanded, self.header.batch_size, &ids);
+        self.header.plan_fingerprint = self.plan.fingerprint.clone();
+        self.header.batches = self.plan.batches.len() as u32;
+        self.header.numbers = self.plan.numbers();
+        self.header.missing_accounts = missing;
+    }
+}
+
+/// Before the first write: which of the sheet's accounts (with a valid
+/// number) the gateway does not have. One paged listing of the accounts,
+/// through the run's pace; each missing account is named with the nearest
+/// existing one, so a `Contoso` that should be `contoso` costs no request.
+pub async fn missing_accounts(
+    client: &ProvisioningClient,
+    prepared: &Prepared,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Vec<journal::MissingAccount>, crate::export::ExportError> {
+    let used: Vec<u32> = {
+        let mut used: Vec<u32> = prepared.plan.batches.iter().map(|b| b.account).collect();
+        used.dedup();
+        used
+    };
+    if used.is_empty() {
+        return Ok(Vec::new());
+    }
+    let existing = crate::export::account_names(client, 1000, stop).await?;
+    let known: std::collections::HashSet<&str> = existing.iter().map(String::as_str).collect();
+    Ok(used
+        .into_iter()
+        .map(|id| prepared.expanded.accounts[id as usize].as_str())
+        .filter(|name| !known.contains(name))
+        .map(|name| journal::MissingAccount {
+            name: name.to_owned(),
+            nearest: nearest_account(name, &existing),
+        })
+        .collect())
+}
+
+/// The existing account closest to `name`: one that differs only in case,
+/// else the most similar by Jaro-Winkler when it is close enough.
+fn nearest_account(name: &str, existing: &[String]) -> Option<String> {
+    if let Some(same) = existing.iter().find(|a| a.eq_ignore_ascii_case(name)) {
+        return Some(same.clone());
+    }
+    let lower = name.to_ascii_lowercase();
+    existing
+        .iter()
+        .map(|a| (strsim::jaro_winkler(&lower, &a.to_ascii_lowercase()), a))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score >= 0.85)
+        .map(|(_, a)| a.clone())
+}
+
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
@@ -164,6 +229,7 @@ pub fn prepare(
         batches: plan.batches.len() as u32,
         numbers: plan.numbers(),
         created: now_rfc3339(),
+        missing_accounts: Vec::new(),
     };
     Ok(Prepared {
         header,
@@ -193,6 +259,7 @@ pub fn prepare_resume(
         });
     }
     let mut prepared = prepare(options, &header.endpoint, progress)?;
+    prepared.leave_out_accounts(header.missing_accounts.clone());
     if prepared.plan.fingerprint != header.plan_fingerprint {
         return Err(EngineError::PlanChanged {
             input: header.input.clone(),
@@ -990,6 +1057,14 @@ fn write_final(
     let stop_reason = summary.stop_reason.clone();
     let action = header.action.label();
     let mut counts = [0u64; 4];
+    let missing_messages: HashMap<u32, String> = header
+        .missing_accounts
+        .iter()
+        .filter_map(|m| {
+            let id = ctx.expanded.accounts.iter().position(|a| *a == m.name)?;
+            Some((id as u32, m.message()))
+        })
+        .collect();
     results::write_atomically(&header.results, |out| {
         for (e, entry) in ctx.expanded.entries.iter().enumerate() {
             let row = ctx.expanded.rows[entry.row as usize];
@@ -1027,6 +1102,16 @@ fn write_final(
                     line.error_message = Some(message);
                 }
                 counts[1] += 1;
+                line.telephone_number = &number;
+                line.account = &account;
+                out.write(&line)?;
+                continue;
+            }
+            if let Some(missing) = missing_messages.get(&entry.account) {
+                line.outcome = Some(Outcome::Failed);
+                line.error_code = Some("AccountNotFound");
+                line.error_message = Some(missing);
+                counts[2] += 1;
                 line.telephone_number = &number;
                 line.account = &account;
                 out.write(&line)?;

@@ -165,8 +165,9 @@ async fn get(
     Ok(response)
 }
 
-/// The names of every account, paged (for civic addresses of all).
-async fn account_names(
+/// The names of every account, paged (for civic addresses of all, and an
+/// import's check that its accounts exist).
+pub async fn account_names(
     client: &ProvisioningClient,
     page_size: usize,
     stop: &mut watch::Receiver<bool>,

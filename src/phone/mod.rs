@@ -46,6 +46,17 @@ pub struct Checked {
     pub verdict: Verdict,
     /// The country calling code, when one was recognised.
     pub country_code: Option<u16>,
+    /// The digits of libphonenumber's canonical E.164 form when they differ
+    /// from the input's (a trunk `0` after the country code: `+4402079460116`
+    /// is the number `+442079460116`). Only for numbers of a possible length.
+    pub canonical: Option<u64>,
+}
+
+impl Checked {
+    /// The canonical digits: [`Checked::canonical`], else the input's.
+    pub fn canonical_or(&self, digits: u64) -> u64 {
+        self.canonical.unwrap_or(digits)
+    }
 }
 
 /// Checks numbers for one thread. Each country code's rules are compiled
@@ -350,6 +361,7 @@ impl PhoneRules {
         let not = |verdict, country_code| Checked {
             verdict,
             country_code,
+            canonical: None,
         };
         // Fewer than three digits is not a viable number for the crate.
         if digits.len() < 3 {
@@ -410,14 +422,21 @@ impl PhoneRules {
             } => has_type.unwrap_or_else(|| self.has_type(&rules.regions[region], &national)),
             Classified { region: None, .. } => false,
         };
-        not(
-            if valid {
+        // The crate's E.164 form is the code, then the national number as
+        // parsed (leading zeros kept): anything the parse stripped or
+        // transformed makes the input's text not canonical.
+        let canonical = (national != digits[cc_len..])
+            .then(|| format!("{code}{national}").parse::<u64>().ok())
+            .flatten();
+        Checked {
+            verdict: if valid {
                 Verdict::Valid
             } else {
                 Verdict::NotValid
             },
-            Some(code),
-        )
+            country_code: Some(code),
+            canonical,
+        }
     }
 
     /// The crate's `validator::source_for`.

@@ -5,7 +5,7 @@
 
 use super::Verdict;
 use phonenumber::metadata::DATABASE;
-use phonenumber::ParseError;
+use phonenumber::{Mode, ParseError};
 
 /// The verdict for `+` followed by `digits`, by calling the `phonenumber`
 /// crate directly: `parse`, then the possible lengths (libphonenumber's
@@ -13,11 +13,28 @@ use phonenumber::ParseError;
 /// `PhoneNumber::metadata` picks (the main region of the code when it picks
 /// none), then `is_valid`.
 pub fn verdict(digits: &str) -> Verdict {
+    checked(digits).0
+}
+
+/// The verdict and, for a number of a possible length, the crate's E.164
+/// form (`format().mode(E164)`) of `+` followed by `digits`.
+pub fn checked(digits: &str) -> (Verdict, Option<String>) {
+    let (verdict, number) = parsed(digits);
+    let canonical = match verdict {
+        Verdict::Valid | Verdict::NotValid => {
+            number.map(|n| n.format().mode(Mode::E164).to_string())
+        }
+        _ => None,
+    };
+    (verdict, canonical)
+}
+
+fn parsed(digits: &str) -> (Verdict, Option<phonenumber::PhoneNumber>) {
     let text = format!("+{digits}");
     let number = match phonenumber::parse(None, &text) {
         Ok(number) => number,
-        Err(ParseError::InvalidCountryCode) => return Verdict::UnknownCountryCode,
-        Err(_) => return Verdict::BadLength,
+        Err(ParseError::InvalidCountryCode) => return (Verdict::UnknownCountryCode, None),
+        Err(_) => return (Verdict::BadLength, None),
     };
     let national = number.national().to_string();
     let code = number.code().value();
@@ -29,12 +46,13 @@ pub fn verdict(digits: &str) -> Verdict {
     if let Some(meta) = meta {
         let possible = super::possible_lengths(meta);
         if !possible.is_empty() && !possible.contains(&(national.len() as u16)) {
-            return Verdict::BadLength;
+            return (Verdict::BadLength, None);
         }
     }
-    if phonenumber::is_valid(&number) {
+    let verdict = if phonenumber::is_valid(&number) {
         Verdict::Valid
     } else {
         Verdict::NotValid
-    }
+    };
+    (verdict, Some(number))
 }

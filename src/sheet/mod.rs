@@ -89,6 +89,18 @@ pub struct RawRow {
 }
 
 impl RawRow {
+    /// The original text of `column`'s cell when it was a spreadsheet
+    /// numeric cell (a number that lost its `+`, or its leading `0`).
+    pub fn numeric_cell(&self, column: Column) -> Option<&str> {
+        self.notes.iter().find_map(|note| match note {
+            CellNote::Numeric {
+                column: c,
+                original,
+            } if *c == column => Some(original.as_str()),
+            _ => None,
+        })
+    }
+
     /// The text of `column` in this row, trimmed; `None` when the sheet has
     /// no such column or the cell is empty.
     #[inline]
@@ -491,7 +503,7 @@ fn grid_row(grid: &Grid, index: usize, header: &HeaderMap) -> Option<RawRow> {
     let mut blank = true;
     for c in 0..width {
         let value = grid.range.get((index, c)).unwrap_or(&Data::Empty);
-        let mut text = cell_text(value);
+        let text = cell_text(value);
         match value {
             Data::Error(e) => notes.push(CellNote::Error {
                 cell: c,
@@ -502,13 +514,12 @@ fn grid_row(grid: &Grid, index: usize, header: &HeaderMap) -> Option<RawRow> {
                     .iter()
                     .find(|&&col| header.position(col) == Some(c))
                 {
+                    // Left as the digits: validation reads them as
+                    // international and as national (`--default-country`).
                     notes.push(CellNote::Numeric {
                         column,
                         original: text.clone(),
                     });
-                    if !text.starts_with('-') && !text.contains('.') {
-                        text.insert(0, '+');
-                    }
                 }
             }
             _ => {}

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::model::{AssignmentStatus, Capability, Usage};
 use crate::phone::normalize::{normalize, NormalizeError};
-use crate::phone::{is_known_region, is_north_american_toll_free, PhoneRules, Verdict};
+use crate::phone::{is_known_region, is_north_american_toll_free, Checked, PhoneRules, Verdict};
 use crate::sheet::{column_letters, CellNote, Column, HeaderMap, RawRow, Teams, TeamsField};
 use serde::Serialize;
 use std::fmt;
@@ -39,6 +39,12 @@ pub enum Code {
     Duplicate,
     Range,
     Normalized,
+    /// Parses, but is not libphonenumber's canonical E.164 text.
+    NotCanonical,
+    /// A numeric cell with two valid readings.
+    AmbiguousNumber,
+    /// Account names that differ only in case (warning).
+    AccountCase,
     /// A spreadsheet number cell that lost its `+` (warning).
     NumericCell,
     /// A spreadsheet error cell such as `#N/A`.
@@ -67,6 +73,9 @@ impl Code {
             Code::Duplicate => "DUPLICATE",
             Code::Range => "RANGE",
             Code::Normalized => "NORMALIZED",
+            Code::NotCanonical => "NOT_CANONICAL",
+            Code::AmbiguousNumber => "AMBIGUOUS_NUMBER",
+            Code::AccountCase => "ACCOUNT_CASE",
             Code::NumericCell => "NUMERIC_CELL",
             Code::CellError => "CELL_ERROR",
             Code::ExtraCells => "EXTRA_CELLS",
@@ -111,8 +120,10 @@ pub struct Finding {
 /// Options that change what the rules accept.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleOptions {
-    /// `NUMBER_NOT_VALID` is an error rather than a warning.
-    pub strict: bool,
+    /// `NUMBER_NOT_VALID` is a warning rather than an error (for ranges
+    /// newer than libphonenumber's metadata).
+    #[serde(default)]
+    pub allow_invalid_numbers: bool,
     /// Rewrite numbers written with separators or `00`.
     pub normalize: bool,
     /// Country for national numbers under `normalize` (ISO 3166 alpha-2).
@@ -130,7 +141,7 @@ pub struct RuleOptions {
 impl Default for RuleOptions {
     fn default() -> Self {
         RuleOptions {
-            strict: false,
+            allow_invalid_numbers: false,
             normalize: false,
             default_country: None,
             max_range: 100_000,
@@ -227,7 +238,6 @@ struct Out<'r> {
     number_text: String,
     findings: Vec<Finding>,
     row_invalid: bool,
-    strict: bool,
 }
 
 impl Out<'_> {
@@ -250,9 +260,72 @@ impl Out<'_> {
     }
 }
 
-/// A number cell read as E.164: the digits after the `+`.
+/// A number cell's text read as E.164: the digits after the `+`.
 struct ParsedNumber {
     digits: String,
+    /// The cell's text when `--normalize` rewrote it.
+    rewritten_from: Option<String>,
+}
+
+/// One way of reading a numeric cell.
+#[derive(Clone, Copy)]
+struct Reading {
+    /// The canonical number.
+    digits: u64,
+    checked: Checked,
+}
+
+/// Formats numbers as digits without allocating (the hot path checks one
+/// number per row).
+#[derive(Default)]
+struct DigitBuf([u8; 20]);
+
+impl DigitBuf {
+    fn format(&mut self, mut n: u64) -> &str {
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        std::str::from_utf8(&self.0[at..]).expect("ASCII digits")
+    }
+}
+
+/// Splits a range written in one cell: `A..B`, `A to B`, `A - B` (a dash
+/// between blanks, or before the second end's `+`). Each end is then read
+/// like a single number. `None` for a single number.
+pub fn split_range(cell: &str) -> Option<(&str, &str)> {
+    // The common case, a plain number, costs one scan.
+    if cell.bytes().all(|b| b.is_ascii_digit() || b == b'+') {
+        return None;
+    }
+    if let Some((a, b)) = cell.split_once("..") {
+        return Some((a.trim(), b.trim()));
+    }
+    for (i, c) in cell.char_indices() {
+        let after = &cell[i + c.len_utf8()..];
+        let before = &cell[..i];
+        let dash = matches!(c, '-' | '\u{2013}' | '\u{2014}');
+        let spaced =
+            before.ends_with(char::is_whitespace) && after.starts_with(char::is_whitespace);
+        if dash && !before.trim().is_empty() && (spaced || after.trim_start().starts_with('+')) {
+            return Some((before.trim(), after.trim()));
+        }
+        if (c == 't' || c == 'T')
+            && before.ends_with(char::is_whitespace)
+            && !before.trim().is_empty()
+            && after.len() > 1
+            && after.starts_with(['o', 'O'])
+            && after[1..].starts_with(char::is_whitespace)
+        {
+            return Some((before.trim(), after[1..].trim()));
+        }
+    }
+    None
 }
 
 impl<'a> RowRules<'a> {
@@ -280,7 +353,6 @@ impl<'a> RowRules<'a> {
             number_text,
             findings: Vec::new(),
             row_invalid: false,
-            strict: self.options.strict,
         };
         let mut bad_numbers = Vec::new();
 
@@ -295,17 +367,14 @@ impl<'a> RowRules<'a> {
                         Severity::Error,
                         Code::CellError,
                         column,
-                        format!("column {} ({name}) holds the spreadsheet error {text}", column_letters(*cell)),
+                        format!(
+                            "column {} ({name}) holds the spreadsheet error {text}",
+                            column_letters(*cell)
+                        ),
                     );
                 }
-                CellNote::Numeric { column, original } => out.push(
-                    Severity::Warning,
-                    Code::NumericCell,
-                    Some(*column),
-                    format!(
-                        "numeric cell {original} read as +{original}; format the column as text to keep the '+'"
-                    ),
-                ),
+                // Read, and reported, with the number (see `read_numeric_cell`).
+                CellNote::Numeric { .. } => {}
             }
         }
         if row.cells.len() > h.headings.len() {
@@ -401,23 +470,19 @@ impl<'a> RowRules<'a> {
                 );
                 return Numbers::None;
             }
-            (Some(cell), _) => match cell.split_once("..") {
+            (Some(cell), _) => match split_range(cell) {
                 None => {
-                    let Some(parsed) = self.parse_number(out, cell, Column::TelephoneNumber) else {
+                    let Some((number, checked)) =
+                        self.read_number(out, cell, Column::TelephoneNumber)
+                    else {
                         return Numbers::None;
                     };
-                    let number: u64 = parsed.digits.parse().expect("digits");
-                    if self.check_verdict(out, &parsed.digits, false) {
+                    if self.report_verdict(out, number, checked, Column::TelephoneNumber) {
                         bad_numbers.push(0);
                     }
                     return Numbers::One(number);
                 }
-                Some((a, b)) => (
-                    a.trim(),
-                    b.trim(),
-                    Column::TelephoneNumber,
-                    Column::TelephoneNumber,
-                ),
+                Some((a, b)) => (a, b, Column::TelephoneNumber, Column::TelephoneNumber),
             },
             (None, (Some(a), Some(b))) => (a, b, Column::RangeStart, Column::RangeEnd),
             (None, (Some(_), None)) => {
@@ -446,34 +511,35 @@ impl<'a> RowRules<'a> {
             }
         };
 
-        let start = self.parse_number(out, start_text, start_col);
-        let end = self.parse_number(out, end_text, end_col);
-        let (Some(start), Some(end)) = (start, end) else {
+        let start = self.read_number(out, start_text, start_col);
+        let end = self.read_number(out, end_text, end_col);
+        let (Some((first, _)), Some((last, _))) = (start, end) else {
             return Numbers::None;
         };
         let range_error = |out: &mut Out, message: String| {
             out.error(Code::Range, start_col, message);
             Numbers::None
         };
-        if start.digits.len() != end.digits.len() {
+        let mut start_buf = DigitBuf::default();
+        let mut end_buf = DigitBuf::default();
+        let (start_digits, end_digits) = (start_buf.format(first), end_buf.format(last));
+        if start_digits.len() != end_digits.len() {
             return range_error(
                 out,
                 format!(
-                    "range ends have different lengths (+{} has {} digits, +{} has {})",
-                    start.digits,
-                    start.digits.len(),
-                    end.digits,
-                    end.digits.len()
+                    "range ends have different lengths (+{start_digits} has {} digits, +{end_digits} has {})",
+                    start_digits.len(),
+                    end_digits.len()
                 ),
             );
         }
-        let start_cc = self.phone.country_code(&start.digits).map(|c| c.0);
-        let end_cc = self.phone.country_code(&end.digits).map(|c| c.0);
+        let start_cc = self.phone.country_code(start_digits).map(|c| c.0);
+        let end_cc = self.phone.country_code(end_digits).map(|c| c.0);
         if start_cc.is_none() {
             out.error(
                 Code::CountryCodeUnknown,
                 start_col,
-                format!("+{} has no known country calling code", start.digits),
+                format!("+{start_digits} has no known country calling code"),
             );
             return Numbers::None;
         }
@@ -481,13 +547,10 @@ impl<'a> RowRules<'a> {
             return range_error(
                 out,
                 format!(
-                    "range ends are in different countries (+{} and +{})",
-                    start.digits, end.digits
+                    "range ends are in different countries (+{start_digits} and +{end_digits})"
                 ),
             );
         }
-        let first: u64 = start.digits.parse().expect("digits");
-        let last: u64 = end.digits.parse().expect("digits");
         if first > last {
             return range_error(out, format!("range is reversed: +{first} is after +{last}"));
         }
@@ -501,16 +564,36 @@ impl<'a> RowRules<'a> {
                 ),
             );
         }
-        let mut digits = String::with_capacity(16);
+        let column = if self.header.has(Column::TelephoneNumber) {
+            Column::TelephoneNumber
+        } else {
+            Column::RangeStart
+        };
+        let mut buf = DigitBuf::default();
         for offset in 0..count {
-            digits.clear();
-            use std::fmt::Write;
-            let _ = write!(digits, "{}", first + offset);
+            let number = first + offset;
             let before = out.findings.len();
-            let saved = std::mem::replace(&mut out.number_text, format!("+{digits}"));
+            let saved = std::mem::replace(&mut out.number_text, e164(number));
             let invalid_before = out.row_invalid;
             out.row_invalid = false;
-            let bad = self.check_verdict(out, &digits, true);
+            let checked = self.phone.check(buf.format(number));
+            // Both ends are canonical, but a range can still span numbers
+            // whose text is not (`+4419...` to `+4421...` holds `+4420...`,
+            // fine, but `+4439...` to `+4441...` holds `+4440...`, a
+            // trunk 0): such a number cannot be sent as it is.
+            let bad = match checked.canonical {
+                Some(canonical) => {
+                    out.error(
+                        Code::NotCanonical,
+                        column,
+                        format!(
+                            "+{number} in this range is not canonical E.164: the number is +{canonical}"
+                        ),
+                    );
+                    true
+                }
+                None => self.report_verdict(out, number, checked, column),
+            };
             out.row_invalid = invalid_before;
             out.number_text = saved;
             if bad {
@@ -518,7 +601,7 @@ impl<'a> RowRules<'a> {
             }
             // Findings about a single number of a range name that number.
             for finding in &mut out.findings[before..] {
-                finding.telephone_number = format!("+{digits}");
+                finding.telephone_number = e164(number);
             }
         }
         Numbers::Range {
@@ -527,8 +610,199 @@ impl<'a> RowRules<'a> {
         }
     }
 
-    /// Reads a number cell as E.164 digits (after `--normalize`), or reports
-    /// why it is not.
+    /// Reads a number cell as the canonical E.164 number it stands for (its
+    /// digits after the `+`) with the verdict on it, or reports why it
+    /// cannot be read.
+    fn read_number(&self, out: &mut Out, text: &str, column: Column) -> Option<(u64, Checked)> {
+        if let Some(original) = out.row.numeric_cell(column) {
+            let original = original.to_owned();
+            return self.read_numeric_cell(out, &original, column);
+        }
+        let parsed = self.parse_number(out, text, column)?;
+        let digits: u64 = parsed.digits.parse().expect("at most 15 digits");
+        let checked = self.phone.check(&parsed.digits);
+        let Some(canonical) = checked.canonical else {
+            if let Some(original) = &parsed.rewritten_from {
+                out.push(
+                    Severity::Warning,
+                    Code::Normalized,
+                    Some(column),
+                    format!("{} rewritten as +{digits}", quoted(original)),
+                );
+            }
+            return Some((digits, checked));
+        };
+        if self.options.normalize {
+            out.push(
+                Severity::Warning,
+                Code::Normalized,
+                Some(column),
+                format!(
+                    "{} rewritten as +{canonical}, libphonenumber's canonical E.164 form",
+                    quoted(text)
+                ),
+            );
+        } else {
+            out.error(
+                Code::NotCanonical,
+                column,
+                format!(
+                    "{} is not canonical E.164: the number is +{canonical} (a trunk 0 after the country code is not dialled); write +{canonical}, or give --normalize to rewrite it",
+                    quoted(text)
+                ),
+            );
+        }
+        let mut buf = DigitBuf::default();
+        Some((canonical, self.phone.check(buf.format(canonical))))
+    }
+
+    /// A spreadsheet numeric cell in a number column: the `+`, or a national
+    /// number's leading `0`, was lost when it was typed. Read as
+    /// international digits and, with `--default-country`, as a national
+    /// number of that country; exactly one number must come out.
+    fn read_numeric_cell(
+        &self,
+        out: &mut Out,
+        original: &str,
+        column: Column,
+    ) -> Option<(u64, Checked)> {
+        let fix = "format the column as text and type the number with its '+'";
+        if original.starts_with('-') || original.contains(['.', 'e', 'E']) {
+            let what = if original.starts_with('-') {
+                "negative"
+            } else {
+                "fractional"
+            };
+            out.error(
+                Code::E164Format,
+                column,
+                format!("numeric cell {original} is {what}, not a telephone number; {fix}"),
+            );
+            return None;
+        }
+        let international = self.reading(original);
+        let national = self.default_country.and_then(|country| {
+            let parsed = phonenumber::parse(Some(country), original).ok()?;
+            let text = parsed.format().mode(phonenumber::Mode::E164).to_string();
+            self.reading(text.strip_prefix('+')?)
+        });
+        let country = self.options.default_country.as_deref().unwrap_or("");
+        let as_national = format!("a national number of {country}");
+        let usable = |reading: &Reading| {
+            reading.checked.verdict == Verdict::Valid
+                || (self.options.allow_invalid_numbers
+                    && reading.checked.verdict == Verdict::NotValid)
+        };
+        let readings = [
+            international.map(|r| (r, "international digits")),
+            national.map(|r| (r, as_national.as_str())),
+        ];
+        let mut chosen: Vec<(Reading, &str)> = readings
+            .iter()
+            .flatten()
+            .filter(|(r, _)| usable(r))
+            .copied()
+            .collect();
+        chosen.dedup_by_key(|(r, _)| r.digits);
+        match chosen.as_slice() {
+            [] => {
+                let tried: Vec<String> = readings
+                    .iter()
+                    .flatten()
+                    .map(|(r, how)| format!("as {how} (+{})", r.digits))
+                    .collect();
+                let tried = match tried.as_slice() {
+                    [] => "as international digits".to_owned(),
+                    [one] => one.clone(),
+                    many => format!("neither {}", many.join(" nor ")),
+                };
+                let hint = if self.default_country.is_none() {
+                    "; if it lost its leading 0, give --default-country"
+                } else {
+                    ""
+                };
+                out.error(
+                    Code::NumberNotValid,
+                    column,
+                    format!("numeric cell {original} is not a valid number {tried}{hint}; {fix}"),
+                );
+                None
+            }
+            [(reading, how)] => {
+                if column == Column::TelephoneNumber {
+                    // The report shows the number the cell was read as.
+                    out.number_text = e164(reading.digits);
+                }
+                let alike = readings
+                    .iter()
+                    .flatten()
+                    .filter(|(r, _)| r.digits == reading.digits)
+                    .count()
+                    > 1;
+                let note = if alike {
+                    format!("{how}, and alike as a national number of {country}")
+                } else {
+                    match readings
+                        .iter()
+                        .flatten()
+                        .find(|(r, _)| r.digits != reading.digits)
+                    {
+                        Some((other, other_how)) => format!(
+                            "{how}; as {other_how}, +{} is not a valid number",
+                            other.digits
+                        ),
+                        None => how.to_string(),
+                    }
+                };
+                out.push(
+                    Severity::Warning,
+                    Code::NumericCell,
+                    Some(column),
+                    format!(
+                        "numeric cell {original} read as +{} ({note}); {fix}",
+                        reading.digits
+                    ),
+                );
+                Some((reading.digits, reading.checked))
+            }
+            [(a, a_how), (b, b_how), ..] => {
+                out.error(
+                    Code::AmbiguousNumber,
+                    column,
+                    format!(
+                        "numeric cell {original} is two valid numbers: +{} {a_how} or +{} {b_how}; {fix}",
+                        a.digits, b.digits
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `digits` read as international digits: the canonical number and
+    /// its verdict; `None` when it cannot be E.164 at all.
+    fn reading(&self, digits: &str) -> Option<Reading> {
+        if digits.is_empty()
+            || digits.len() > 15
+            || digits.starts_with('0')
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let checked = self.phone.check(digits);
+        let number = checked.canonical_or(digits.parse().ok()?);
+        let checked = match checked.canonical {
+            None => checked,
+            Some(_) => self.phone.check(DigitBuf::default().format(number)),
+        };
+        Some(Reading {
+            digits: number,
+            checked,
+        })
+    }
+
+    /// Reads a number cell's text as E.164 digits (after `--normalize`), or
+    /// reports why it is not.
     fn parse_number(&self, out: &mut Out, text: &str, column: Column) -> Option<ParsedNumber> {
         let mut rewritten_from = None;
         let candidate: std::borrow::Cow<str> = if self.options.normalize {
@@ -542,12 +816,15 @@ impl<'a> RowRules<'a> {
                     out.error(
                         Code::E164Format,
                         column,
-                        format!("'{text}' is a national number; give --default-country to turn it into E.164"),
+                        format!(
+                            "{} is a national number; give --default-country to turn it into E.164",
+                            quoted(text)
+                        ),
                     );
                     return None;
                 }
                 Err(e) => {
-                    out.error(Code::E164Format, column, format!("'{text}': {e}"));
+                    out.error(Code::E164Format, column, format!("{}: {e}", quoted(text)));
                     return None;
                 }
             }
@@ -564,7 +841,10 @@ impl<'a> RowRules<'a> {
             out.error(
                 Code::E164Format,
                 column,
-                format!("'{text}' is not E.164: expected '+' then digits only{hint}"),
+                format!(
+                    "{} is not E.164: expected '+' then digits only{hint}",
+                    quoted(text)
+                ),
             );
             return None;
         }
@@ -573,41 +853,29 @@ impl<'a> RowRules<'a> {
                 Code::E164Format,
                 column,
                 format!(
-                    "'{text}' is {} characters; E.164 allows at most 16 with the '+'",
+                    "{} is {} characters; E.164 allows at most 16 with the '+'",
+                    quoted(text),
                     candidate.len()
                 ),
             );
             return None;
         }
-        if let Some(original) = &rewritten_from {
-            out.push(
-                Severity::Warning,
-                Code::Normalized,
-                Some(column),
-                format!("'{original}' rewritten as {candidate}"),
-            );
-        }
         Some(ParsedNumber {
             digits: digits.to_owned(),
+            rewritten_from,
         })
     }
 
-    /// Adds the metadata's verdict on one number; true when it makes the
-    /// number invalid.
-    fn check_verdict(&self, out: &mut Out, digits: &str, in_range: bool) -> bool {
-        let column = if in_range && !self.header.has(Column::TelephoneNumber) {
-            Column::RangeStart
-        } else {
-            Column::TelephoneNumber
-        };
-        let checked = self.phone.check(digits);
+    /// Adds the metadata's verdict on one canonical number; true when it
+    /// makes the number invalid.
+    fn report_verdict(&self, out: &mut Out, number: u64, checked: Checked, column: Column) -> bool {
         match checked.verdict {
             Verdict::Valid => false,
             Verdict::UnknownCountryCode => {
                 out.error(
                     Code::CountryCodeUnknown,
                     column,
-                    format!("+{digits} starts with no known country calling code"),
+                    format!("+{number} starts with no known country calling code"),
                 );
                 true
             }
@@ -616,25 +884,29 @@ impl<'a> RowRules<'a> {
                     Code::NumberLength,
                     column,
                     format!(
-                        "+{digits} is not a possible length for country code +{}",
+                        "+{number} is not a possible length for country code +{}",
                         checked.country_code.map_or("?".into(), |c| c.to_string())
                     ),
                 );
                 true
             }
             Verdict::NotValid => {
-                let severity = if out.strict {
-                    Severity::Error
+                let allowed = self.options.allow_invalid_numbers;
+                let (severity, hint) = if allowed {
+                    (Severity::Warning, "")
                 } else {
-                    Severity::Warning
+                    (
+                        Severity::Error,
+                        "; if the range is newer than the metadata, give --allow-invalid-numbers",
+                    )
                 };
                 out.push(
                     severity,
                     Code::NumberNotValid,
                     Some(column),
-                    format!("+{digits} is not a valid number by libphonenumber's metadata"),
+                    format!("+{number} is not a valid number by libphonenumber's metadata{hint}"),
                 );
-                out.strict
+                !allowed
             }
         }
     }
@@ -842,6 +1114,15 @@ impl<'a> RowRules<'a> {
                 );
             }
         }
+    }
+}
+
+/// A cell's value in a message: quoted, at most 80 characters.
+fn quoted(value: &str) -> String {
+    const MAX: usize = 80;
+    match value.char_indices().nth(MAX) {
+        None => format!("'{value}'"),
+        Some((end, _)) => format!("'{}...'", &value[..end]),
     }
 }
 
@@ -1053,6 +1334,145 @@ mod tests {
             &RuleOptions::default(),
         );
         assert_eq!(codes(&c), ["COUNTRY_CODE_UNKNOWN"]);
+    }
+
+    fn numeric(cell: &str, options: &RuleOptions) -> RowCheck {
+        let header = HeaderMap::new(&DR, false).unwrap();
+        let rules = RowRules::new(&header, options).unwrap();
+        rules.check(&RawRow {
+            row: 2,
+            at: 0,
+            cells: StringRecord::from(vec![cell, "a", "true"]),
+            notes: vec![CellNote::Numeric {
+                column: Column::TelephoneNumber,
+                original: cell.into(),
+            }],
+        })
+    }
+
+    const DR: [&str; 3] = [
+        "telephoneNumber",
+        "accountName",
+        "serviceDetails_teamsDirectRouting_enabled",
+    ];
+
+    fn gb(normalize: bool) -> RuleOptions {
+        RuleOptions {
+            normalize,
+            default_country: Some("GB".into()),
+            ..RuleOptions::default()
+        }
+    }
+
+    #[test]
+    fn only_canonical_numbers_are_sent() {
+        let c = check(
+            &DR,
+            &["+4402079460116", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["NOT_CANONICAL"]);
+        assert!(c.row_invalid);
+        assert!(
+            c.findings[0].message.contains("+442079460116"),
+            "{}",
+            c.findings[0].message
+        );
+        let c = check(&DR, &["+44 (0)20 7946 0116", "a", "true"], &gb(true));
+        assert_eq!(codes(&c), ["NORMALIZED"]);
+        assert!(!c.row_invalid);
+        assert_eq!(c.numbers, Numbers::One(442079460116));
+        let message = &c.findings[0].message;
+        assert!(
+            message.contains("'+44 (0)20 7946 0116'") && message.contains("+442079460116"),
+            "{message}"
+        );
+        let c = check(&DR, &["00 44 20 7946 0116", "a", "true"], &gb(true));
+        assert_eq!(c.numbers, Numbers::One(442079460116));
+    }
+
+    #[test]
+    fn invalid_numbers_are_errors_unless_allowed() {
+        let c = check(
+            &DR,
+            &["+441632960001", "a", "true"],
+            &RuleOptions::default(),
+        );
+        assert_eq!(codes(&c), ["NUMBER_NOT_VALID"]);
+        assert!(c.row_invalid);
+        let allow = RuleOptions {
+            allow_invalid_numbers: true,
+            ..RuleOptions::default()
+        };
+        let c = check(&DR, &["+441632960001", "a", "true"], &allow);
+        assert_eq!(codes(&c), ["NUMBER_NOT_VALID"]);
+        assert_eq!(c.findings[0].severity, Severity::Warning);
+        assert!(!c.row_invalid);
+    }
+
+    #[test]
+    fn numeric_cells_are_read_both_ways() {
+        // Lost its leading 0: only the national reading is valid.
+        let c = numeric("2079460115", &gb(false));
+        assert_eq!(codes(&c), ["NUMERIC_CELL"]);
+        assert_eq!(c.numbers, Numbers::One(442079460115));
+        assert!(
+            c.findings[0].message.contains("national number of GB"),
+            "{}",
+            c.findings[0].message
+        );
+        // Without a default country it is not a valid number at all.
+        let c = numeric("2079460115", &RuleOptions::default());
+        assert_eq!(codes(&c), ["NUMBER_NOT_VALID"]);
+        assert!(c.row_invalid);
+        // Lost its +: both readings give the same number.
+        let c = numeric("442079460103", &gb(false));
+        assert_eq!(codes(&c), ["NUMERIC_CELL"]);
+        assert_eq!(c.numbers, Numbers::One(442079460103));
+        // Two different valid numbers.
+        let c = numeric("3723372835", &gb(false));
+        assert_eq!(codes(&c), ["AMBIGUOUS_NUMBER"]);
+        let message = &c.findings[0].message;
+        assert!(
+            message.contains("+3723372835") && message.contains("+443723372835"),
+            "{message}"
+        );
+        // Neither reading is valid.
+        let c = numeric("999", &gb(false));
+        assert_eq!(codes(&c), ["NUMBER_NOT_VALID"]);
+        // Negative and fractional cells are not numbers.
+        assert_eq!(
+            codes(&numeric("-442079460103", &gb(false))),
+            ["E164_FORMAT"]
+        );
+        assert_eq!(codes(&numeric("4420794601.5", &gb(false))), ["E164_FORMAT"]);
+    }
+
+    #[test]
+    fn ranges_in_one_cell() {
+        for cell in [
+            "+441134960000..+441134960099",
+            "+44 113 496 0000 - +44 113 496 0099",
+            "+44 113 496 0000 to +44 113 496 0099",
+            "0113 496 0000 TO 0113 496 0099",
+            "+441134960000-+441134960099",
+            "0113 496 0000 \u{2013} 0113 496 0099",
+        ] {
+            let c = check(&DR, &[cell, "a", "true"], &gb(true));
+            assert_eq!(
+                c.numbers,
+                Numbers::Range {
+                    start: 441134960000,
+                    count: 100
+                },
+                "{cell}: {:?}",
+                c.findings
+            );
+            assert!(!c.row_invalid, "{cell}: {:?}", c.findings);
+        }
+        assert_eq!(split_range("+44-113-496-0000"), None);
+        assert_eq!(split_range("+441134960000"), None);
+        assert_eq!(split_range("Toronto"), None);
     }
 
     #[test]

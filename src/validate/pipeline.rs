@@ -292,6 +292,11 @@ fn run(
     }
     outcome?;
     collector.duplicates(sink).map_err(ValidateError::Report)?;
+    if mode != Mode::FieldsOnly {
+        collector
+            .account_case(sink)
+            .map_err(ValidateError::Report)?;
+    }
     Ok(collector.finish())
 }
 
@@ -489,6 +494,83 @@ impl Collector {
             sink(finding)?;
             self.count(finding);
         }
+        Ok(())
+    }
+
+    /// Warns on every row whose account name differs from another row's
+    /// only in case. Names are case-sensitive in the API, so `Contoso` and
+    /// `contoso` would be two accounts; almost always one is a typo, and the
+    /// import would then fail its rows with 404.
+    fn account_case(&mut self, sink: &mut dyn FnMut(&Finding) -> io::Result<()>) -> io::Result<()> {
+        let accounts = &self.expanded.accounts;
+        let mut spellings: FxHashMap<String, Vec<u32>> = FxHashMap::default();
+        for (id, name) in accounts.iter().enumerate() {
+            spellings
+                .entry(name.to_ascii_lowercase())
+                .or_default()
+                .push(id as u32);
+        }
+        // For each account that shares its letters with another: the
+        // other spellings' ids.
+        let mut others: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for ids in spellings.values().filter(|ids| ids.len() > 1) {
+            for &id in ids {
+                others.insert(id, ids.iter().copied().filter(|&o| o != id).collect());
+            }
+        }
+        if others.is_empty() {
+            return Ok(());
+        }
+        // The first row of each spelling, to name in the messages.
+        let mut first_row: FxHashMap<u32, u64> = FxHashMap::default();
+        for entry in &self.expanded.entries {
+            if others.contains_key(&entry.account) {
+                first_row
+                    .entry(entry.account)
+                    .or_insert(self.expanded.rows[entry.row as usize].row);
+            }
+        }
+        // Entries are in input order: one finding per row, streamed.
+        let mut last_row = None;
+        let mut warned = 0;
+        let mut findings = Vec::new();
+        for entry in &self.expanded.entries {
+            let Some(other_ids) = others.get(&entry.account) else {
+                continue;
+            };
+            if last_row == Some(entry.row) {
+                continue;
+            }
+            last_row = Some(entry.row);
+            let name = &accounts[entry.account as usize];
+            let named: Vec<String> = other_ids
+                .iter()
+                .map(|&o| format!("'{}' (row {})", accounts[o as usize], first_row[&o]))
+                .collect();
+            findings.push(Finding {
+                row: self.expanded.rows[entry.row as usize].row,
+                telephone_number: super::e164(entry.number),
+                severity: Severity::Warning,
+                code: Code::AccountCase,
+                column: crate::sheet::Column::AccountName.heading(),
+                message: format!(
+                    "account '{name}' differs only in case from {}; account names are case-sensitive, so these are different accounts",
+                    named.join(", ")
+                ),
+            });
+            if findings.len() == 1024 {
+                warned += findings.len() as u64;
+                findings.drain(..).try_for_each(|f| sink(&f))?;
+            }
+        }
+        warned += findings.len() as u64;
+        findings.iter().try_for_each(&mut *sink)?;
+        self.summary.warnings += warned;
+        *self
+            .summary
+            .warnings_by_code
+            .entry(Code::AccountCase)
+            .or_default() += warned;
         Ok(())
     }
 
