@@ -10,8 +10,8 @@
 use crate::client::{ApiRequest, ClientError, ProvisioningClient};
 use crate::csvconf;
 use crate::model::{Number, Page};
-use crate::record::{field_columns, Fields};
-use crate::sheet::{Column, Sheet, SheetOptions};
+use crate::record::{sheet_headings, sheet_row, Fields};
+use crate::sheet::{Sheet, SheetOptions};
 use crate::validate::pipeline::{self, Summary, ValidateError, NO_ACCOUNT};
 use crate::validate::{e164, Finding, RuleOptions, SHOWN_FINDINGS};
 use rayon::slice::ParallelSliceMut;
@@ -328,7 +328,6 @@ pub fn compare(
     let mut diff = create(&outputs.diff)?;
     let mut upsert = create(&outputs.to_upsert)?;
     let mut delete = create(&outputs.to_delete)?;
-    let columns: Vec<Column> = field_columns().collect();
     let io_err = |path: &Path| {
         let path = path.to_owned();
         move |e: csv::Error| ReconcileError::Write {
@@ -338,13 +337,8 @@ pub fn compare(
     };
     diff.write_record(["telephoneNumber", "kind", "field", "desired", "actual"])
         .map_err(io_err(&outputs.diff))?;
-    let mut heading = vec![
-        Column::TelephoneNumber.heading(),
-        Column::AccountName.heading(),
-    ];
-    heading.extend(columns.iter().map(|c| c.heading()));
     upsert
-        .write_record(&heading)
+        .write_record(sheet_headings())
         .map_err(io_err(&outputs.to_upsert))?;
     delete
         .write_record(["telephoneNumber", "accountName"])
@@ -354,12 +348,11 @@ pub fn compare(
     let empty = Fields::default();
     let fields = |id: u32| interner.fields.get(id as usize).unwrap_or(&empty);
     let mut write_upsert = |item: &Item, drift: &mut Drift| -> Result<(), ReconcileError> {
-        let f = fields(item.fields);
-        let mut row = vec![
-            e164(item.number),
-            interner.accounts[item.account as usize].clone(),
-        ];
-        row.extend(columns.iter().map(|&c| f.cell(c).unwrap_or_default()));
+        let row = sheet_row(
+            item.number,
+            &interner.accounts[item.account as usize],
+            fields(item.fields),
+        );
         drift.to_upsert += 1;
         upsert
             .write_record(&row)

@@ -320,6 +320,23 @@ pub fn field_columns() -> impl Iterator<Item = Column> {
     Column::sheet_columns().filter(|c| !matches!(c, Column::TelephoneNumber | Column::AccountName))
 }
 
+/// The headings of an import sheet in the portal's format, as
+/// [`sheet_row`] fills them.
+pub fn sheet_headings() -> Vec<String> {
+    Column::sheet_columns().map(Column::heading).collect()
+}
+
+/// One number as a row of an import sheet in the portal's format.
+pub fn sheet_row(number: u64, account: &str, fields: &Fields) -> Vec<String> {
+    Column::sheet_columns()
+        .map(|column| match column {
+            Column::TelephoneNumber => crate::validate::e164(number),
+            Column::AccountName => account.to_owned(),
+            other => fields.cell(other).unwrap_or_default(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,11 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
 
+    /// With --dry-run: write the valid numbers exactly as they would be
+    /// sent (one row per number, canonical, in the portal's format)
+    #[arg(long, value_name = "FILE", requires = "dry_run", help_heading = "Run")]
+    pub write_clean: Option<PathBuf>,
+
     /// Send the valid rows and mark the others invalid in the results,
     /// instead of refusing the whole sheet
     #[arg(long, help_heading = "Run")]
@@ -184,6 +189,20 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         }
         if args.run.dry_run {
             print_plan(&prepared, &options, args.connection.transport.rate_limit.0);
+            if let Some(path) = &args.run.write_clean {
+                let rows = acgbulk::validate::clean::write_clean(
+                    &options.input,
+                    &options.sheet,
+                    prepared.sheet_header.clone(),
+                    &prepared.expanded,
+                    path,
+                )?;
+                eprintln!(
+                    "  clean sheet: {} ({} numbers)",
+                    path.display(),
+                    ui::thousands(rows)
+                );
+            }
             return Ok(Status::Done);
         }
         let connected = args.connection.connect(None).await?;

@@ -33,6 +33,12 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// Also write the valid numbers exactly as they would be sent: one row
+    /// per number after ranges, canonical numbers and values, in the
+    /// portal's column format (review it, then import it as it is)
+    #[arg(long, value_name = "FILE")]
+    pub write_clean: Option<PathBuf>,
+
     #[command(flatten)]
     pub sheet: SheetArgs,
 }
@@ -48,16 +54,22 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         &args.sheet.sheet_options(),
         &args.sheet.rule_options(),
         &report,
+        args.write_clean.as_deref(),
         &mut |rows| bar.set_position(rows),
     );
     bar.finish_and_clear();
-    let (validated, first) =
+    let validation =
         outcome.with_context(|| format!("cannot validate {}", args.input.display()))?;
-    let summary = &validated.summary;
+    let (summary, first) = (&validation.validated.summary, &validation.first);
+    let clean = args.write_clean.as_ref().zip(validation.clean_rows);
     if args.json {
         ui::print_json(&JsonSummary {
             summary,
             report: report.display().to_string(),
+            clean: clean.map(|(path, rows)| CleanFile {
+                file: path.display().to_string(),
+                rows,
+            }),
             top_errors: summary
                 .top_errors()
                 .into_iter()
@@ -68,7 +80,14 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                 .collect(),
         })?;
     } else {
-        print_summary(summary, &report, &first);
+        print_summary(summary, &report, first);
+        if let Some((path, rows)) = clean {
+            eprintln!(
+                "clean sheet: {} ({} numbers)",
+                path.display(),
+                ui::thousands(rows)
+            );
+        }
     }
     Ok(if summary.invalid > 0 {
         Status::RowsFailed
@@ -83,7 +102,15 @@ struct JsonSummary<'a> {
     #[serde(flatten)]
     summary: &'a Summary,
     report: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clean: Option<CleanFile>,
     top_errors: Vec<TopError>,
+}
+
+#[derive(serde::Serialize)]
+struct CleanFile {
+    file: String,
+    rows: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -112,6 +139,15 @@ pub fn print_summary(summary: &Summary, report: &Path, first: &[Finding]) {
             .map(|(c, n)| format!("{c} {}", t(*n)))
             .collect();
         eprintln!("top errors: {}", list.join(", "));
+    }
+    if !summary.warnings_by_code.is_empty() {
+        // Shown by code, so no kind of warning hides behind "... more".
+        let list: Vec<String> = summary
+            .warnings_by_code
+            .iter()
+            .map(|(c, n)| format!("{c} {}", t(*n)))
+            .collect();
+        eprintln!("warnings: {}", list.join(", "));
     }
     if !first.is_empty() {
         for f in first {

@@ -6,6 +6,7 @@
 //! findings. [`pipeline`] runs it over a whole sheet on every core and adds
 //! what needs the whole sheet (duplicates).
 
+pub mod clean;
 pub mod pipeline;
 pub mod report;
 
@@ -1137,17 +1138,31 @@ fn quote_list(items: &[&str]) -> String {
 /// How many findings [`validate_file`] keeps to show on screen.
 pub const SHOWN_FINDINGS: usize = 10;
 
+/// What [`validate_file`] did.
+pub struct FileValidation {
+    pub validated: pipeline::Validated,
+    /// The first few findings, for display.
+    pub first: Vec<Finding>,
+    /// Rows written by `--write-clean`, when asked.
+    pub clean_rows: Option<u64>,
+}
+
 /// Validates the sheet at `input`, writing every finding to the report at
-/// `report` (`-` for standard output). Returns the outcome and the first
-/// few findings, for display.
+/// `report` (`-` for standard output) and, when `clean` names a file, the
+/// valid numbers as they would be sent (see [`clean`]).
 pub fn validate_file(
     input: &Path,
     sheet_options: &crate::sheet::SheetOptions,
     rules: &RuleOptions,
     report: &Path,
+    clean: Option<&Path>,
     progress: &mut dyn FnMut(u64),
-) -> Result<(pipeline::Validated, Vec<Finding>), pipeline::ValidateError> {
+) -> Result<FileValidation, pipeline::ValidateError> {
+    if clean.is_some() && input == Path::new("-") {
+        return Err(clean::CleanError::Stdin.into());
+    }
     let sheet = crate::sheet::Sheet::open(input, sheet_options)?;
+    let header = sheet.header.clone();
     let mut writer =
         report::ReportWriter::create(report).map_err(pipeline::ValidateError::Report)?;
     let mut first = Vec::new();
@@ -1163,7 +1178,14 @@ pub fn validate_file(
         progress,
     )?;
     writer.finish().map_err(pipeline::ValidateError::Report)?;
-    Ok((validated, first))
+    let clean_rows = clean
+        .map(|path| clean::write_clean(input, sheet_options, header, &validated.expanded, path))
+        .transpose()?;
+    Ok(FileValidation {
+        validated,
+        first,
+        clean_rows,
+    })
 }
 
 /// `true`/`false`, `yes`/`no`, `1`/`0`, in any case.

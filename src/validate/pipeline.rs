@@ -28,6 +28,8 @@ pub enum ValidateError {
     Options(String),
     #[error("cannot write the report: {0}")]
     Report(#[source] io::Error),
+    #[error(transparent)]
+    Clean(#[from] super::clean::CleanError),
 }
 
 /// Where a data row is: its row number and the locator to read it again.
