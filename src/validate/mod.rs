@@ -13,7 +13,7 @@ pub mod report;
 use std::path::Path;
 
 use crate::model::{AssignmentStatus, Capability, Usage};
-use crate::phone::normalize::{normalize, NormalizeError};
+use crate::phone::normalize::{normalize, DefaultCountry, NormalizeError};
 use crate::phone::{is_known_region, is_north_american_toll_free, Checked, PhoneRules, Verdict};
 use crate::sheet::{column_letters, CellNote, Column, HeaderMap, RawRow, Teams, TeamsField};
 use serde::Serialize;
@@ -230,7 +230,7 @@ pub struct RowRules<'a> {
     header: &'a HeaderMap,
     options: &'a RuleOptions,
     phone: PhoneRules,
-    default_country: Option<phonenumber::country::Id>,
+    default_country: Option<DefaultCountry>,
 }
 
 /// Collects the findings of one row.
@@ -335,6 +335,11 @@ impl<'a> RowRules<'a> {
             .default_country
             .as_deref()
             .map(crate::phone::normalize::parse_country)
+            .transpose()?
+            .map(|id| {
+                DefaultCountry::new(id)
+                    .ok_or_else(|| format!("{} has no calling code in the metadata", id.as_ref()))
+            })
             .transpose()?;
         Ok(RowRules {
             header,
@@ -620,8 +625,16 @@ impl<'a> RowRules<'a> {
             return self.read_numeric_cell(out, &original, column);
         }
         let parsed = self.parse_number(out, text, column)?;
-        let digits: u64 = parsed.digits.parse().expect("at most 15 digits");
+        let digits: u64 = parsed.digits.parse().expect("at most 17 digits");
         let checked = self.phone.check(&parsed.digits);
+        let canonical_len = match checked.canonical {
+            Some(canonical) => DigitBuf::default().format(canonical).len(),
+            None => parsed.digits.len(),
+        };
+        if canonical_len > MAX_E164_DIGITS {
+            out.error(Code::E164Format, column, too_long(text, canonical_len));
+            return None;
+        }
         let Some(canonical) = checked.canonical else {
             if let Some(original) = &parsed.rewritten_from {
                 out.push(
@@ -683,9 +696,8 @@ impl<'a> RowRules<'a> {
         }
         let international = self.reading(original);
         let national = self.default_country.and_then(|country| {
-            let parsed = phonenumber::parse(Some(country), original).ok()?;
-            let text = parsed.format().mode(phonenumber::Mode::E164).to_string();
-            self.reading(text.strip_prefix('+')?)
+            let digits = country.national_digits(original, &self.phone)?;
+            self.reading(DigitBuf::default().format(digits))
         });
         let country = self.options.default_country.as_deref().unwrap_or("");
         let as_national = format!("a national number of {country}");
@@ -807,7 +819,7 @@ impl<'a> RowRules<'a> {
     fn parse_number(&self, out: &mut Out, text: &str, column: Column) -> Option<ParsedNumber> {
         let mut rewritten_from = None;
         let candidate: std::borrow::Cow<str> = if self.options.normalize {
-            match normalize(text, self.default_country) {
+            match normalize(text, self.default_country, &self.phone) {
                 Ok(None) => text.into(),
                 Ok(Some(e164)) => {
                     rewritten_from = Some(text.to_owned());
@@ -849,16 +861,11 @@ impl<'a> RowRules<'a> {
             );
             return None;
         }
-        if candidate.len() > 16 {
-            out.error(
-                Code::E164Format,
-                column,
-                format!(
-                    "{} is {} characters; E.164 allows at most 16 with the '+'",
-                    quoted(text),
-                    candidate.len()
-                ),
-            );
+        // E.164 has at most 15 digits; a trunk prefix left in (`+49 (0)800
+        // ...`) may add one or two that the canonical form drops, so the
+        // bound is applied to that form (see `read_number`).
+        if digits.len() > MAX_E164_DIGITS + 2 {
+            out.error(Code::E164Format, column, too_long(text, digits.len()));
             return None;
         }
         Some(ParsedNumber {
@@ -1116,6 +1123,16 @@ impl<'a> RowRules<'a> {
             }
         }
     }
+}
+
+/// The most digits an E.164 number has.
+const MAX_E164_DIGITS: usize = 15;
+
+fn too_long(text: &str, digits: usize) -> String {
+    format!(
+        "{} has {digits} digits; E.164 allows at most {MAX_E164_DIGITS} (16 characters with the '+')",
+        quoted(text)
+    )
 }
 
 /// A cell's value in a message: quoted, at most 80 characters.
