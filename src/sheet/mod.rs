@@ -686,13 +686,6 @@ fn float_text(f: f64) -> String {
     }
 }
 
-/// Copies standard input to `path` so it can be read more than once.
-pub fn spool_stdin(path: &Path) -> io::Result<()> {
-    let mut out = File::create(path)?;
-    io::copy(&mut io::stdin().lock(), &mut out)?;
-    out.sync_all()
-}
-
 /// Size and SHA-256 of a file's bytes: the fingerprint a checkpoint keeps to
 /// recognise its input.
 pub fn fingerprint(path: &Path) -> io::Result<String> {
