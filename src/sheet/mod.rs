@@ -198,8 +198,17 @@ pub(crate) fn open_input(
                 message: "a workbook must be a regular file (this is a pipe or a device); save it to a file and give its path".into(),
             });
         }
-        let grid = grid::open_grid(path, file, options, false)?;
-        return Ok(Opened::Grid { grid });
+        // A sheet saved as CSV but named .xlsx is read as what it is.
+        let head = File::open(path)
+            .and_then(|mut f| input::read_head(&mut f, 8))
+            .map_err(io_err)?;
+        let text =
+            !head.is_empty() && matches!(csvread::sniff(&head, options.delimiter), Sniffed::Csv(_));
+        if !text {
+            let grid = grid::open_grid(path, file, options, false)?;
+            return Ok(Opened::Grid { grid });
+        }
+        tracing::warn!("{file} holds text, not a workbook: reading it as CSV");
     }
     let raw: Box<dyn Read + Send> = if path == Path::new("-") {
         Box::new(io::stdin())
