@@ -23,4 +23,5 @@ pub mod rfis;
 pub mod rowjob;
 pub mod sample;
 pub mod sheet;
+pub mod text;
 pub mod validate;

@@ -171,7 +171,10 @@ pub fn export_side(
     interner: &mut Interner,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Side, ReconcileError> {
-    let opened = Sheet::open(path, sheet).map_err(ValidateError::from)?;
+    // An export of an empty service is headings alone.
+    let opened = Sheet::open(path, sheet)
+        .map_err(ValidateError::from)?
+        .allow_no_rows();
     let validated = pipeline::read_fields(opened, progress)?;
     Ok(side_of(&validated.expanded, interner, false))
 }

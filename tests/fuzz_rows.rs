@@ -1,12 +1,15 @@
 //! Fuzzing the sheet reader and the row rules: whatever the input, they
 //! return findings or an error, never panic. Bounded: `FUZZ_CASES` cases per
-//! property (default 4000), each with a time limit.
+//! property (default 4000; an eighth for import's path), each with a time
+//! limit.
 
-use acgbulk::sheet::{Column, HeaderMap, RawRow, Sheet, SheetOptions};
+use acgbulk::engine::{self, journal::Action, RunOptions};
+use acgbulk::sheet::{fingerprint, Column, HeaderMap, RawRow, RowReader, Sheet, SheetOptions};
 use acgbulk::validate::pipeline::validate;
 use acgbulk::validate::{RowRules, RuleOptions};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use std::time::Duration;
 
 fn cases() -> u32 {
     std::env::var("FUZZ_CASES")
@@ -59,6 +62,7 @@ fn options() -> impl Strategy<Value = RuleOptions> {
 
 proptest! {
     #![proptest_config(Config { cases: cases(), timeout: 5_000, failure_persistence: None, ..Config::default() })]
+
 
     /// Any cells under any set of known headings, in any order.
     #[test]
@@ -117,6 +121,72 @@ proptest! {
                 let line_breaks = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
                 prop_assert!(validated.summary.rows <= line_breaks);
             }
+        }
+    }
+
+}
+
+proptest! {
+    #![proptest_config(Config { cases: cases() / 8, timeout: 10_000, failure_persistence: None, ..Config::default() })]
+
+    /// Any bytes at all through import's path: prepare (read, validate,
+    /// plan, fingerprint) from a file and from a copied stream, then every
+    /// planned row read back by its locator.
+    #[test]
+    fn import_path_never_panics(
+        head in prop::sample::select(vec![
+            "", "telephoneNumber,accountName,serviceDetails_teamsDirectRouting_enabled\n",
+            "\u{feff}sep=;\r\ntelephoneNumber;accountName;serviceDetails_teamsDirectRouting_enabled\r\n",
+            "telephoneNumber\r",
+        ]),
+        rows in prop::collection::vec(prop::collection::vec(cell(), 0..4), 0..6),
+        noise in prop::collection::vec(any::<u8>(), 0..512),
+        quote in any::<bool>(),
+    ) {
+        let mut bytes = head.as_bytes().to_vec();
+        for row in &rows {
+            let line = row.join(if head.contains(';') { ";" } else { "," });
+            if quote { bytes.push(b'"'); }
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
+        bytes.extend_from_slice(&noise);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fuzz.csv");
+        std::fs::write(&path, &bytes).unwrap();
+        let options = |input: std::path::PathBuf| RunOptions {
+            action: Action::Import,
+            input,
+            sheet: SheetOptions::default(),
+            rules: RuleOptions::default(),
+            batch_size: 100,
+            skip_invalid: true,
+            results: dir.path().join("r.csv"),
+            checkpoint: dir.path().join("r.csv.checkpoint"),
+            report: dir.path().join("report.csv"),
+            concurrency: 1,
+            wait_sync: false,
+            sync_timeout: Duration::from_secs(1),
+            sync_poll: Duration::from_secs(1),
+            grace: Duration::from_secs(1),
+            retry_failed: false,
+        };
+        let direct = engine::prepare(&options(path.clone()), "http://127.0.0.1:9", &mut |_| {});
+        let copy = dir.path().join("copy.csv");
+        let copied = engine::prepare_copying(&options(copy.clone()), "http://127.0.0.1:9", &mut |_| {}, &path);
+        prop_assert_eq!(direct.is_ok(), copied.is_ok());
+        if let (Ok(direct), Ok(copied)) = (direct, copied) {
+            prop_assert_eq!(&direct.header.fingerprint, &fingerprint(&path).unwrap());
+            prop_assert_eq!(&copied.header.fingerprint, &direct.header.fingerprint);
+            prop_assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+            let mut reader = RowReader::open(&path, &SheetOptions::default(), direct.sheet_header.clone()).unwrap();
+            for place in &direct.expanded.rows {
+                let row = reader.read(place.at, place.row);
+                prop_assert!(row.is_ok(), "{:?}", row.err());
+                prop_assert_eq!(row.unwrap().row, place.row);
+            }
+        } else {
+            prop_assert!(!copy.exists(), "an incomplete copy is removed");
         }
     }
 }

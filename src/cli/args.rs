@@ -15,6 +15,11 @@ pub fn beside(input: &Path, suffix: &str) -> PathBuf {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if acgbulk::sheet::input::is_stream(input) {
+        // A device or a pipe: like standard input, its files go in the
+        // current directory (nothing can be written beside /dev/stdin).
+        return PathBuf::from(format!("{stem}{suffix}"));
+    }
     input.with_file_name(format!("{stem}{suffix}"))
 }
 

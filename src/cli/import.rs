@@ -117,14 +117,16 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         .report
         .clone()
         .unwrap_or_else(|| beside(&args.input, ".report.csv"));
-    let mut input = args.input.clone();
-    if input == Path::new("-") {
-        // Standard input is read more than once: keep a copy beside the results.
-        let spool = beside(&results, ".input.csv");
-        acgbulk::sheet::spool_stdin(&spool)
-            .with_context(|| format!("cannot copy standard input to {}", spool.display()))?;
-        input = spool;
-    }
+    // Rows are read again to send them: input that can be read only once
+    // (standard input, a FIFO, a device) is copied beside the results as it
+    // is validated, and the run reads the copy.
+    let source = args.input.clone();
+    let stream = acgbulk::sheet::input::is_stream(&source);
+    let input = if stream {
+        beside(&results, ".input.csv")
+    } else {
+        source.clone()
+    };
     if checkpoint.exists() && !args.run.dry_run {
         let (_, records) = journal::peek(&checkpoint)?;
         let finished = records
@@ -166,7 +168,12 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
             let options = options.clone();
             let bar = bar.clone();
             tokio::task::spawn_blocking(move || {
-                engine::prepare(&options, &endpoint_hint, &mut |rows| bar.set_position(rows))
+                let progress = &mut |rows| bar.set_position(rows);
+                if stream {
+                    engine::prepare_copying(&options, &endpoint_hint, progress, &source)
+                } else {
+                    engine::prepare(&options, &endpoint_hint, progress)
+                }
             })
             .await
             .context("validation stopped")??

@@ -176,17 +176,56 @@ fn now_rfc3339() -> String {
 }
 
 /// Reads, validates (writing the report) and plans. Blocking.
+///
+/// The input must be a regular file (rows are read again to send them);
+/// give standard input, a FIFO or a device to [`prepare_copying`].
 pub fn prepare(
     options: &RunOptions,
     endpoint: &str,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Prepared, EngineError> {
     let input = absolute(&options.input);
-    let fingerprint = sheet::fingerprint(&input).map_err(|source| SheetError::Io {
-        file: input.display().to_string(),
-        source,
-    })?;
-    let opened = Sheet::open(&input, &options.sheet)?;
+    if sheet::input::is_stream(&input) {
+        return Err(EngineError::Fatal(format!(
+            "{} is not a regular file (a pipe or a device): it cannot be read again to send its rows",
+            input.display()
+        )));
+    }
+    prepare_from(options, endpoint, progress, None)
+}
+
+/// [`prepare`] for input that can be read only once (`-` for standard
+/// input, a FIFO, a device): `source` is validated as it is copied to
+/// `options.input`, under the same caps as any sheet, so garbage stops at
+/// its first bad bytes; the run then reads its rows from the copy. A copy
+/// left incomplete by an error is removed.
+pub fn prepare_copying(
+    options: &RunOptions,
+    endpoint: &str,
+    progress: &mut dyn FnMut(u64),
+    source: &Path,
+) -> Result<Prepared, EngineError> {
+    let prepared = prepare_from(options, endpoint, progress, Some(source));
+    if prepared.is_err() {
+        let _ = std::fs::remove_file(&options.input);
+    }
+    prepared
+}
+
+fn prepare_from(
+    options: &RunOptions,
+    endpoint: &str,
+    progress: &mut dyn FnMut(u64),
+    stream: Option<&Path>,
+) -> Result<Prepared, EngineError> {
+    let input = absolute(&options.input);
+    // The fingerprint is taken as the sheet is read, not before: hashing
+    // first read all of /dev/urandom before the reader could refuse it.
+    let opened = match stream {
+        Some(source) => Sheet::open_copying(source, &options.sheet, Some(&input))?,
+        None => Sheet::open(&input, &options.sheet)?,
+    };
+    let read_fingerprint = opened.fingerprint();
     let sheet_header = opened.header.clone();
     let mut report =
         ReportWriter::create(&options.report).map_err(|source| EngineError::Write {
@@ -209,6 +248,14 @@ pub fn prepare(
         path: options.report.clone(),
         source,
     })?;
+    let fingerprint = match read_fingerprint.get() {
+        Some(fingerprint) => fingerprint,
+        // A workbook, read whole by calamine from a regular file.
+        None => sheet::fingerprint(&input).map_err(|source| SheetError::Io {
+            file: input.display().to_string(),
+            source,
+        })?,
+    };
     let plan = Plan::new(&validated.expanded, options.batch_size);
     let header = Header {
         version: journal::VERSION,
@@ -247,6 +294,12 @@ pub fn prepare_resume(
     options: &RunOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Prepared, EngineError> {
+    if sheet::input::is_stream(&header.input) {
+        return Err(EngineError::Fatal(format!(
+            "{} is no longer a regular file; a resume needs the same input: start a new import instead",
+            header.input.display()
+        )));
+    }
     let now = sheet::fingerprint(&header.input).map_err(|source| SheetError::Io {
         file: header.input.display().to_string(),
         source,

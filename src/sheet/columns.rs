@@ -231,6 +231,7 @@ pub fn column_letters(mut index: usize) -> String {
 pub enum HeadingError {
     #[error("unknown column heading '{heading}' in column {letters}{}; use --ignore-unknown-columns to skip it", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
     Unknown {
+        /// As a message shows it ([`crate::text::excerpt`]).
         heading: String,
         letters: String,
         suggestion: Option<String>,
@@ -291,7 +292,7 @@ impl HeaderMap {
                 None if ignore_unknown => ignored.push(heading.to_owned()),
                 None => {
                     return Err(HeadingError::Unknown {
-                        heading: heading.to_owned(),
+                        heading: crate::text::excerpt(heading),
                         letters: column_letters(index),
                         suggestion: nearest_heading(&lower),
                     })
@@ -333,6 +334,11 @@ impl HeaderMap {
 /// The known heading closest to `lower` (already lowercase), when it is
 /// close enough to be a likely typo.
 fn nearest_heading(lower: &str) -> Option<String> {
+    // A heading far longer than any known one is no typo of one (and
+    // comparing a 10 MB heading with each known one takes seconds).
+    if lower.len() > 200 {
+        return None;
+    }
     Column::all()
         .iter()
         .map(|c| {

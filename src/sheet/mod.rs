@@ -5,17 +5,27 @@
 //! [`RowReader`] reads single rows again by the locator each [`RawRow`]
 //! carries, so an import can fetch the rows of one batch without holding the
 //! whole sheet in memory.
+//!
+//! What a file is comes from its first bytes, not its name (see
+//! [`csvread::sniff`]); CSV is read strictly, with caps on lines and fields
+//! ([`csvread`]); spreadsheets as the cells that hold data ([`grid`]).
 
 pub mod columns;
+pub mod csvread;
+pub mod grid;
+pub mod input;
 pub mod table;
 
-use crate::csvconf;
+use crate::text::excerpt;
 pub use columns::{column_letters, Column, HeaderMap, HeadingError, Teams, TeamsField};
+use csvread::{Layout, Place, ReadError, RecordReader, Sniffed};
+use grid::Grid;
+pub use input::Fingerprint;
 
-use calamine::{Data, Reader as _};
-use csv::StringRecord;
+use calamine::Data;
+use csv::{ByteRecord, StringRecord};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -47,15 +57,18 @@ pub enum SheetError {
         column: Option<String>,
         message: String,
     },
-    #[error("{file}: row {row}: {source}")]
+    // Not a `#[source]`: the message already says it, and a cause chain
+    // would print it twice.
+    #[error("{file}: row {row}: {error}")]
     Headings {
         file: String,
         row: u64,
-        #[source]
-        source: HeadingError,
+        error: HeadingError,
     },
     #[error("{file}: the sheet is empty: expected a heading row such as 'telephoneNumber,accountName,...'")]
     Empty { file: String },
+    #[error("{file}: no rows: the headings are on row {header_row} and no row below them holds a number")]
+    NoRows { file: String, header_row: u64 },
     #[error("{file}: no sheet '{wanted}'; the workbook has: {}", available.join(", "))]
     NoSuchSheet {
         file: String,
@@ -64,6 +77,15 @@ pub enum SheetError {
     },
     #[error("{file}: not a readable spreadsheet: {message}")]
     Spreadsheet { file: String, message: String },
+    #[error("{file}: {message}")]
+    NotASheet { file: String, message: String },
+    /// A value far to the right of the headings (see [`grid`]).
+    #[error("{file}: cell {cell} {detail}")]
+    FarCell {
+        file: String,
+        cell: String,
+        detail: String,
+    },
 }
 
 /// Something the reader had to do to, or found in, a cell.
@@ -138,13 +160,17 @@ pub struct Sheet {
     /// The row number of the heading row.
     pub header_row: u64,
     source: Source,
+    fingerprint: Fingerprint,
+    /// Data rows read so far.
+    rows_read: u64,
+    /// Whether a sheet with headings and no rows is fine (an export of an
+    /// empty service) rather than a mistake.
+    allow_no_rows: bool,
 }
 
 enum Source {
     Csv {
-        reader: csv::Reader<Box<dyn Read + Send>>,
-        /// Bytes before the CSV data (a BOM), added to record offsets.
-        base: u64,
+        reader: RecordReader<Box<dyn BufRead + Send>>,
     },
     Grid {
         grid: Grid,
@@ -152,78 +178,171 @@ enum Source {
     },
 }
 
-/// A spreadsheet's used range with its position on the sheet.
-struct Grid {
-    range: calamine::Range<Data>,
-    /// Zero-based sheet row of the range's first row.
-    top: u64,
+/// What [`open_input`] found at a path.
+pub(crate) enum Opened {
+    Csv {
+        reader: RecordReader<Box<dyn BufRead + Send>>,
+        fingerprint: Fingerprint,
+    },
+    /// A workbook: read whole from a regular file, so not fingerprinted
+    /// here (see [`Sheet::fingerprint`]).
+    Grid { grid: Grid },
+}
+
+/// Opens `path` by what it holds: CSV text (streamed through a [`input::Tee`]
+/// that fingerprints it and, with `copy`, copies it) or a workbook (by its
+/// extension, or by its content when it is a regular file).
+pub(crate) fn open_input(
+    path: &Path,
+    file: &str,
+    options: &SheetOptions,
+    copy: Option<&Path>,
+) -> Result<Opened, SheetError> {
+    let io_err = |source| SheetError::Io {
+        file: file.to_owned(),
+        source,
+    };
+    let stream = input::is_stream(path);
+    if SheetFormat::of(path) == SheetFormat::Spreadsheet && path != Path::new("-") {
+        if stream {
+            return Err(SheetError::NotASheet {
+                file: file.to_owned(),
+                message: "a workbook must be a regular file (this is a pipe or a device); save it to a file and give its path".into(),
+            });
+        }
+        // A sheet saved as CSV but named .xlsx is read as what it is.
+        let head = File::open(path)
+            .and_then(|mut f| input::read_head(&mut f, 8))
+            .map_err(io_err)?;
+        let text =
+            !head.is_empty() && matches!(csvread::sniff(&head, options.delimiter), Sniffed::Csv(_));
+        if !text {
+            let grid = grid::open_grid(path, file, options, false)?;
+            return Ok(Opened::Grid { grid });
+        }
+        tracing::warn!("{file} holds text, not a workbook: reading it as CSV");
+    }
+    let raw: Box<dyn Read + Send> = if path == Path::new("-") {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(path).map_err(io_err)?)
+    };
+    let mut tee = input::Tee::new(raw, copy).map_err(io_err)?;
+    let fingerprint = tee.fingerprint();
+    let head = input::read_head(&mut tee, csvread::HEAD_BYTES).map_err(io_err)?;
+    match csvread::sniff(&head, options.delimiter) {
+        Sniffed::Refused(message) => Err(SheetError::NotASheet {
+            file: file.to_owned(),
+            message,
+        }),
+        Sniffed::Workbook(kind) if stream => Err(SheetError::NotASheet {
+            file: file.to_owned(),
+            message: format!("this is {kind}, not CSV text, and a workbook must be read from a file: save it and give its path"),
+        }),
+        Sniffed::Workbook(kind) => {
+            tracing::warn!("{file} is {kind}, not CSV text: reading it as a workbook");
+            let grid = grid::open_grid(path, file, options, true)?;
+            Ok(Opened::Grid { grid })
+        }
+        Sniffed::Csv(layout) => {
+            let mut head = Cursor::new(head);
+            head.set_position(layout.skip);
+            let input: Box<dyn BufRead + Send> =
+                Box::new(BufReader::with_capacity(256 * 1024, head.chain(tee)));
+            Ok(Opened::Csv {
+                reader: RecordReader::new(input, layout, layout.skip, layout.first_line),
+                fingerprint,
+            })
+        }
+    }
 }
 
 impl Sheet {
     /// Opens `path` (`-` for standard input, always read as CSV) and reads
     /// its heading row.
     pub fn open(path: &Path, options: &SheetOptions) -> Result<Sheet, SheetError> {
+        Sheet::open_copying(path, options, None)
+    }
+
+    /// Opens `path` as [`Sheet::open`] does and, with `copy`, writes every
+    /// byte read to that file: input that can be read only once (standard
+    /// input, a FIFO, a device) is copied as it is validated, under the same
+    /// caps, so garbage stops at its first bad bytes. The copy is complete
+    /// (and [`Sheet::fingerprint`] known) once the sheet is read to its end.
+    pub fn open_copying(
+        path: &Path,
+        options: &SheetOptions,
+        copy: Option<&Path>,
+    ) -> Result<Sheet, SheetError> {
         let file = display_name(path);
-        let stdin = path == Path::new("-");
-        if !stdin && SheetFormat::of(path) == SheetFormat::Spreadsheet {
-            let grid = open_grid(path, &file, options)?;
-            let (header, header_index) = grid_header(&grid, &file, options)?;
-            return Ok(Sheet {
-                header_row: grid.top + header_index as u64 + 1,
-                header: Arc::new(header),
-                source: Source::Grid {
-                    grid,
-                    next: header_index + 1,
-                },
-                file,
-            });
-        }
-        let io_err = |source| SheetError::Io {
-            file: file.clone(),
-            source,
-        };
-        let input: Box<dyn Read + Send> = if stdin {
-            Box::new(io::stdin())
-        } else {
-            Box::new(File::open(path).map_err(io_err)?)
-        };
-        let mut buffered = BufReader::with_capacity(256 * 1024, input);
-        let base = skip_bom(&mut buffered).map_err(io_err)?;
-        let delimiter = match options.delimiter {
-            Some(d) => d,
-            None => csvconf::sniff_delimiter(buffered.fill_buf().map_err(io_err)?),
-        };
-        let mut reader = csvconf::reader_builder(delimiter)
-            .buffer_capacity(256 * 1024)
-            .from_reader(Box::new(buffered) as Box<dyn Read + Send>);
-        let mut record = StringRecord::new();
-        loop {
-            let more = reader
-                .read_record(&mut record)
-                .map_err(|e| csv_error(&file, e, None))?;
-            if !more {
-                return Err(SheetError::Empty { file });
+        match open_input(path, &file, options, copy)? {
+            Opened::Grid { grid } => {
+                let (header, header_index) = grid_header(&grid, &file, options)?;
+                Ok(Sheet {
+                    header_row: grid.rows[header_index].row as u64 + 1,
+                    header: Arc::new(header),
+                    source: Source::Grid {
+                        grid,
+                        next: header_index + 1,
+                    },
+                    file,
+                    fingerprint: Fingerprint::default(),
+                    rows_read: 0,
+                    allow_no_rows: false,
+                })
             }
-            if !is_blank(&record) {
-                break;
+            Opened::Csv {
+                mut reader,
+                fingerprint,
+            } => {
+                let mut record = ByteRecord::new();
+                let (place, headings) = loop {
+                    let place = reader
+                        .read(&mut record, csvread::HEADING_LINE_CAP)
+                        .map_err(|e| read_error(&file, e, None, true))?;
+                    let Some(place) = place else {
+                        return Err(SheetError::Empty { file });
+                    };
+                    let headings = text_record(record, place, &file, None)?;
+                    if !is_blank(&headings) {
+                        break (place, headings);
+                    }
+                    record = headings.into_byte_record();
+                };
+                let header = HeaderMap::new(
+                    &headings.iter().collect::<Vec<_>>(),
+                    options.ignore_unknown_columns,
+                )
+                .map_err(|error| SheetError::Headings {
+                    file: file.clone(),
+                    row: place.line,
+                    error,
+                })?;
+                Ok(Sheet {
+                    file,
+                    header: Arc::new(header),
+                    header_row: place.line,
+                    source: Source::Csv { reader },
+                    fingerprint,
+                    rows_read: 0,
+                    allow_no_rows: false,
+                })
             }
         }
-        let header_row = record.position().map_or(1, |p| p.line());
-        let header = HeaderMap::new(
-            &record.iter().collect::<Vec<_>>(),
-            options.ignore_unknown_columns,
-        )
-        .map_err(|source| SheetError::Headings {
-            file: file.clone(),
-            row: header_row,
-            source,
-        })?;
-        Ok(Sheet {
-            file,
-            header: Arc::new(header),
-            header_row,
-            source: Source::Csv { reader, base },
-        })
+    }
+
+    /// The size and SHA-256 of the input's bytes, known once a CSV sheet
+    /// has been read to its end; never known for a workbook, which is a
+    /// regular file that [`fingerprint`] can hash.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint.clone()
+    }
+
+    /// Accepts a sheet with headings and no rows (an export of an empty
+    /// service); otherwise that is [`SheetError::NoRows`].
+    pub fn allow_no_rows(mut self) -> Sheet {
+        self.allow_no_rows = true;
+        self
     }
 
     /// Reads up to `max` non-blank data rows into `rows`, reusing the rows
@@ -238,23 +357,24 @@ impl Sheet {
             }
             let slot = &mut rows[filled];
             match &mut self.source {
-                Source::Csv { reader, base, .. } => {
-                    if !reader
-                        .read_record(&mut slot.cells)
-                        .map_err(|e| csv_error(&self.file, e, Some(&self.header)))?
-                    {
+                Source::Csv { reader } => {
+                    let mut record = std::mem::take(&mut slot.cells).into_byte_record();
+                    let place = reader
+                        .read(&mut record, csvread::LINE_CAP)
+                        .map_err(|e| read_error(&self.file, e, Some(&self.header), false))?;
+                    let Some(place) = place else {
                         break;
-                    }
+                    };
+                    slot.cells = text_record(record, place, &self.file, Some(&self.header))?;
                     if is_blank(&slot.cells) {
                         continue;
                     }
-                    let position = slot.cells.position().expect("records read have positions");
-                    slot.row = position.line();
-                    slot.at = *base + position.byte();
+                    slot.row = place.line;
+                    slot.at = place.at;
                     slot.notes.clear();
                 }
                 Source::Grid { grid, next } => {
-                    if *next >= grid.range.height() {
+                    if *next >= grid.rows.len() {
                         break;
                     }
                     let index = *next;
@@ -268,6 +388,13 @@ impl Sheet {
             filled += 1;
         }
         rows.truncate(filled);
+        self.rows_read += filled as u64;
+        if filled == 0 && self.rows_read == 0 && !self.allow_no_rows {
+            return Err(SheetError::NoRows {
+                file: self.file.clone(),
+                header_row: self.header_row,
+            });
+        }
         Ok(filled)
     }
 }
@@ -281,8 +408,8 @@ pub struct RowReader {
 
 enum RandomSource {
     Csv {
-        reader: csv::Reader<File>,
-        record: StringRecord,
+        reader: RecordReader<BufReader<File>>,
+        record: ByteRecord,
     },
     Grid(Grid),
 }
@@ -297,23 +424,19 @@ impl RowReader {
         header: Arc<HeaderMap>,
     ) -> Result<RowReader, SheetError> {
         let file = display_name(path);
-        let source = if SheetFormat::of(path) == SheetFormat::Spreadsheet {
-            RandomSource::Grid(open_grid(path, &file, options)?)
-        } else {
-            let io_err = |source| SheetError::Io {
-                file: file.clone(),
-                source,
-            };
-            let mut head = BufReader::new(File::open(path).map_err(io_err)?);
-            skip_bom(&mut head).map_err(io_err)?;
-            let delimiter = match options.delimiter {
-                Some(d) => d,
-                None => csvconf::sniff_delimiter(head.fill_buf().map_err(io_err)?),
-            };
-            RandomSource::Csv {
-                reader: csvconf::reader_builder(delimiter)
-                    .from_reader(File::open(path).map_err(io_err)?),
-                record: StringRecord::new(),
+        let source = match open_input(path, &file, options, None)? {
+            Opened::Grid { grid } => RandomSource::Grid(grid),
+            Opened::Csv { reader, .. } => {
+                // Sniffed through a stream; rows are read from the file.
+                let layout: Layout = reader.layout();
+                let opened = File::open(path).map_err(|source| SheetError::Io {
+                    file: file.clone(),
+                    source,
+                })?;
+                RandomSource::Csv {
+                    reader: RecordReader::new(BufReader::new(opened), layout, 0, 1),
+                    record: ByteRecord::new(),
+                }
             }
         };
         Ok(RowReader {
@@ -325,39 +448,39 @@ impl RowReader {
 
     /// Reads the row whose locator is `at` and whose row number is `row`.
     pub fn read(&mut self, at: u64, row: u64) -> Result<RawRow, SheetError> {
+        let changed = |file: &str, what: &str| SheetError::Undecodable {
+            file: file.to_owned(),
+            row,
+            column: None,
+            message: format!("the file changed since it was read ({what})"),
+        };
         match &mut self.source {
             RandomSource::Csv { reader, record } => {
-                let mut position = csv::Position::new();
-                position.set_byte(at).set_line(row);
-                reader
-                    .seek(position)
-                    .map_err(|e| csv_error(&self.file, e, None))?;
-                let found = reader
-                    .read_record(record)
-                    .map_err(|e| csv_error(&self.file, e, Some(&self.header)))?;
-                if !found {
-                    return Err(SheetError::Undecodable {
+                if at != reader.offset() {
+                    let io_err = |source| SheetError::Io {
                         file: self.file.clone(),
-                        row,
-                        column: None,
-                        message: "the file changed since it was read (row not found)".into(),
-                    });
+                        source,
+                    };
+                    // Rows of a batch are near each other: keep the buffer.
+                    let delta = at as i64 - reader.offset() as i64;
+                    reader.get_mut().seek_relative(delta).map_err(io_err)?;
+                    reader.moved_to(at, row);
                 }
-                Ok(RawRow {
-                    row,
-                    at,
-                    cells: record.clone(),
-                    notes: Vec::new(),
-                })
+                let place = reader
+                    .read(record, csvread::LINE_CAP)
+                    .map_err(|e| read_error(&self.file, e, Some(&self.header), false))?;
+                match place {
+                    Some(place) if place.at == at => Ok(RawRow {
+                        row,
+                        at,
+                        cells: text_record(record.clone(), place, &self.file, Some(&self.header))?,
+                        notes: Vec::new(),
+                    }),
+                    _ => Err(changed(&self.file, "row not found")),
+                }
             }
-            RandomSource::Grid(grid) => {
-                grid_row(grid, at as usize, &self.header).ok_or_else(|| SheetError::Undecodable {
-                    file: self.file.clone(),
-                    row,
-                    column: None,
-                    message: "the file changed since it was read (row is empty)".into(),
-                })
-            }
+            RandomSource::Grid(grid) => grid_row(grid, at as usize, &self.header)
+                .ok_or_else(|| changed(&self.file, "row is empty")),
         }
     }
 }
@@ -371,138 +494,157 @@ pub fn display_name(path: &Path) -> String {
     }
 }
 
-/// Skips a UTF-8 byte order mark; returns how many bytes were skipped.
-fn skip_bom<R: BufRead>(reader: &mut R) -> io::Result<u64> {
-    let buf = reader.fill_buf()?;
-    if buf.starts_with(b"\xEF\xBB\xBF") {
-        reader.consume(3);
-        Ok(3)
-    } else {
-        Ok(0)
-    }
-}
-
 fn is_blank(record: &StringRecord) -> bool {
     record.iter().all(|cell| cell.trim().is_empty())
 }
 
-fn csv_error(file: &str, error: csv::Error, header: Option<&HeaderMap>) -> SheetError {
+/// `C (accountName)`: a cell's column as a user finds it.
+fn column_name(field: usize, header: Option<&HeaderMap>) -> String {
+    let heading = header
+        .and_then(|h| h.headings.get(field))
+        .map(|h| h.trim())
+        .filter(|h| !h.is_empty())
+        .map(|h| format!(" ({})", excerpt(h)))
+        .unwrap_or_default();
+    format!("{}{heading}", column_letters(field))
+}
+
+/// The record as text, or an error naming the cell that is not UTF-8 and,
+/// when its bytes look like it, the encoding it is in.
+fn text_record(
+    record: ByteRecord,
+    place: Place,
+    file: &str,
+    header: Option<&HeaderMap>,
+) -> Result<StringRecord, SheetError> {
+    StringRecord::from_byte_record(record).map_err(|e| {
+        let field = e.utf8_error().field();
+        let record = e.into_byte_record();
+        let bytes = record.get(field).unwrap_or_default();
+        SheetError::Undecodable {
+            file: file.to_owned(),
+            row: place.line,
+            column: Some(column_name(field, header)),
+            message: not_utf8(bytes),
+        }
+    })
+}
+
+/// Why `bytes` (a cell that is not UTF-8) cannot be read, in words.
+fn not_utf8(bytes: &[u8]) -> String {
+    // Windows-1252 leaves five bytes undefined; text in it has no control
+    // characters but tabs.
+    let cp1252 = !bytes
+        .iter()
+        .any(|&b| matches!(b, 0x81 | 0x8D | 0x8F | 0x90 | 0x9D) || (b < 0x20 && b != b'\t'));
+    if cp1252 {
+        let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
+        format!(
+            "the text is not UTF-8; it looks like Windows-1252 ('{}'): save the sheet as \"CSV UTF-8\" (Excel: File > Save As > CSV UTF-8)",
+            excerpt(&text)
+        )
+    } else {
+        let valid = std::str::from_utf8(bytes)
+            .map_err(|e| e.valid_up_to())
+            .err()
+            .unwrap_or(0);
+        format!(
+            "bytes that are not UTF-8 (0x{:02X} at byte {} of the cell); save the sheet as \"CSV UTF-8\"",
+            bytes.get(valid).copied().unwrap_or(0),
+            valid + 1
+        )
+    }
+}
+
+/// A [`ReadError`] in words, on its row and column.
+fn read_error(
+    file: &str,
+    error: ReadError,
+    header: Option<&HeaderMap>,
+    heading: bool,
+) -> SheetError {
     let file = file.to_owned();
-    match error.into_kind() {
-        csv::ErrorKind::Io(source) => SheetError::Io { file, source },
-        csv::ErrorKind::Utf8 { pos, err } => {
-            let heading = header
-                .and_then(|h| h.headings.get(err.field()))
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default();
-            SheetError::Undecodable {
-                file,
-                row: pos.map_or(0, |p| p.line()),
-                column: Some(format!("{}{heading}", column_letters(err.field()))),
-                message: "bytes that are not UTF-8; save the sheet as CSV UTF-8".into(),
-            }
-        }
-        other => SheetError::Undecodable {
-            file,
-            row: 0,
-            column: None,
-            message: format!("{other:?}"),
-        },
+    let kib = |bytes: usize| bytes / 1024;
+    let (row, column, message) = match error {
+        ReadError::Io(source) => return SheetError::Io { file, source },
+        ReadError::LineTooLong { line, cap } if heading => (
+            line,
+            None,
+            format!(
+                "the heading line runs past {} KiB without a line break; expected a heading row such as 'telephoneNumber,accountName,...'",
+                kib(cap)
+            ),
+        ),
+        ReadError::LineTooLong { line, cap } => (
+            line,
+            None,
+            format!(
+                "the line runs past {} KiB without a line break; a row of a number sheet is a few hundred bytes",
+                kib(cap)
+            ),
+        ),
+        ReadError::FieldTooLong { line, field, len } => (
+            line,
+            Some(column_name(field, header)),
+            format!(
+                "the cell is {len} bytes long; at most {} KiB are allowed (no API field is longer than a few hundred characters)",
+                kib(csvread::FIELD_CAP)
+            ),
+        ),
+        ReadError::QuoteNotClosed { line, field } => (
+            line,
+            Some(column_name(field, header)),
+            "a quote opens in this cell and is not closed on its line (a cell cannot hold a line break): add the closing quote, or remove the quote".into(),
+        ),
+        ReadError::QuoteClosedMidField { line, field } => (
+            line,
+            Some(column_name(field, header)),
+            "text follows the closing quote of this cell (as in \"abc\"def): quote the whole cell and double any quote inside it (\"\")".into(),
+        ),
+    };
+    SheetError::Undecodable {
+        file,
+        row,
+        column,
+        message,
     }
 }
 
-fn open_grid(path: &Path, file: &str, options: &SheetOptions) -> Result<Grid, SheetError> {
-    let spreadsheet_err = |e: calamine::Error| SheetError::Spreadsheet {
-        file: file.to_owned(),
-        message: e.to_string(),
-    };
-    let mut workbook = calamine::open_workbook_auto(path).map_err(|e| match e {
-        calamine::Error::Io(source) => SheetError::Io {
-            file: file.to_owned(),
-            source,
-        },
-        other => spreadsheet_err(other),
-    })?;
-    let names = workbook.sheet_names();
-    let name = match &options.sheet {
-        None => names.first().cloned().ok_or_else(|| SheetError::Empty {
-            file: file.to_owned(),
-        })?,
-        Some(wanted) => names
-            .iter()
-            .find(|n| *n == wanted)
-            .cloned()
-            .or_else(|| {
-                let index: usize = wanted.parse().ok()?;
-                names.get(index.checked_sub(1)?).cloned()
-            })
-            .ok_or_else(|| SheetError::NoSuchSheet {
-                file: file.to_owned(),
-                wanted: wanted.clone(),
-                available: names.clone(),
-            })?,
-    };
-    let range = workbook.worksheet_range(&name).map_err(spreadsheet_err)?;
-    let top = range.start().map_or(0, |(row, _)| row as u64);
-    let left = range.start().map_or(0, |(_, col)| col);
-    if left != 0 {
-        // Cells are addressed relative to the used range; keep column A as
-        // cell 0 so messages name the columns a user sees.
-        let mut padded =
-            calamine::Range::new((top as u32, 0), range.end().unwrap_or((top as u32, left)));
-        for (r, c, value) in range.used_cells() {
-            padded.set_value((top as u32 + r as u32, left + c as u32), value.clone());
-        }
-        return Ok(Grid { range: padded, top });
-    }
-    Ok(Grid { range, top })
-}
-
+/// The first row with a value holds the headings.
 fn grid_header(
     grid: &Grid,
     file: &str,
     options: &SheetOptions,
 ) -> Result<(HeaderMap, usize), SheetError> {
-    let (height, width) = grid.range.get_size();
-    for index in 0..height {
-        let cells: Vec<String> = (0..width)
-            .map(|c| {
-                grid.range
-                    .get((index, c))
-                    .map(cell_text)
-                    .unwrap_or_default()
-            })
-            .collect();
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
+    let Some(first) = grid.rows.first() else {
+        return Err(SheetError::Empty {
+            file: file.to_owned(),
+        });
+    };
+    let cells: Vec<String> = first.dense(0).into_iter().map(cell_text).collect();
+    let header = HeaderMap::new(&cells, options.ignore_unknown_columns).map_err(|error| {
+        SheetError::Headings {
+            file: file.to_owned(),
+            row: first.row as u64 + 1,
+            error,
         }
-        let header = HeaderMap::new(&cells, options.ignore_unknown_columns).map_err(|source| {
-            SheetError::Headings {
-                file: file.to_owned(),
-                row: grid.top + index as u64 + 1,
-                source,
-            }
-        })?;
-        return Ok((header, index));
-    }
-    Err(SheetError::Empty {
-        file: file.to_owned(),
-    })
+    })?;
+    Ok((header, 0))
 }
 
 /// Converts one grid row; `None` for a blank row.
 fn grid_row(grid: &Grid, index: usize, header: &HeaderMap) -> Option<RawRow> {
-    let (_, width) = grid.range.get_size();
+    let source = grid.rows.get(index)?;
     let number_cells = [
         Column::TelephoneNumber,
         Column::RangeStart,
         Column::RangeEnd,
     ];
-    let mut cells = StringRecord::with_capacity(64, width);
+    let dense = source.dense(header.headings.len());
+    let mut cells = StringRecord::with_capacity(64, dense.len());
     let mut notes = Vec::new();
     let mut blank = true;
-    for c in 0..width {
-        let value = grid.range.get((index, c)).unwrap_or(&Data::Empty);
+    for (c, value) in dense.into_iter().enumerate() {
         let text = cell_text(value);
         match value {
             Data::Error(e) => notes.push(CellNote::Error {
@@ -533,7 +675,7 @@ fn grid_row(grid: &Grid, index: usize, header: &HeaderMap) -> Option<RawRow> {
         return None;
     }
     Some(RawRow {
-        row: grid.top + index as u64 + 1,
+        row: source.row as u64 + 1,
         at: index as u64,
         cells,
         notes,
@@ -562,13 +704,6 @@ fn float_text(f: f64) -> String {
     } else {
         f.to_string()
     }
-}
-
-/// Copies standard input to `path` so it can be read more than once.
-pub fn spool_stdin(path: &Path) -> io::Result<()> {
-    let mut out = File::create(path)?;
-    io::copy(&mut io::stdin().lock(), &mut out)?;
-    out.sync_all()
 }
 
 /// Size and SHA-256 of a file's bytes: the fingerprint a checkpoint keeps to

@@ -3,10 +3,9 @@
 //! with the same file handling as number sheets: CSV or spreadsheets,
 //! delimiter detection, BOM, CRLF, and did-you-mean for unknown headings.
 
-use super::{display_name, skip_bom, SheetError, SheetFormat, SheetOptions};
-use crate::csvconf;
-use csv::StringRecord;
-use std::io::{BufRead, BufReader};
+use super::{csvread, display_name, Opened, SheetError, SheetOptions};
+use crate::text::excerpt;
+use csv::{ByteRecord, StringRecord};
 use std::path::Path;
 
 /// A small sheet with known columns.
@@ -50,43 +49,26 @@ pub fn read_table(
     required: &[&str],
 ) -> Result<Table, SheetError> {
     let file = display_name(path);
-    let io_err = |source| SheetError::Io {
-        file: file.clone(),
-        source,
-    };
     let mut records: Vec<(u64, StringRecord)> = Vec::new();
-    if SheetFormat::of(path) == SheetFormat::Spreadsheet {
-        let grid = super::open_grid(path, &file, options)?;
-        let (height, width) = grid.range.get_size();
-        for r in 0..height {
-            let cells: Vec<String> = (0..width)
-                .map(|c| {
-                    grid.range
-                        .get((r, c))
-                        .map(super::cell_text)
-                        .unwrap_or_default()
-                })
-                .collect();
-            if cells.iter().any(|c| !c.trim().is_empty()) {
-                records.push((grid.top + r as u64 + 1, StringRecord::from(cells)));
+    match super::open_input(path, &file, options, None)? {
+        Opened::Grid { grid } => {
+            for row in &grid.rows {
+                let cells: Vec<String> = row.dense(0).into_iter().map(super::cell_text).collect();
+                if cells.iter().any(|c| !c.trim().is_empty()) {
+                    records.push((row.row as u64 + 1, StringRecord::from(cells)));
+                }
             }
         }
-    } else {
-        let mut input = BufReader::new(std::fs::File::open(path).map_err(io_err)?);
-        skip_bom(&mut input).map_err(io_err)?;
-        let delimiter = match options.delimiter {
-            Some(d) => d,
-            None => csvconf::sniff_delimiter(input.fill_buf().map_err(io_err)?),
-        };
-        let mut reader = csvconf::reader_builder(delimiter).from_reader(input);
-        let mut record = StringRecord::new();
-        while reader
-            .read_record(&mut record)
-            .map_err(|e| super::csv_error(&file, e, None))?
-        {
-            if record.iter().any(|c| !c.trim().is_empty()) {
-                let line = record.position().map_or(0, |p| p.line());
-                records.push((line, record.clone()));
+        Opened::Csv { mut reader, .. } => {
+            let mut record = ByteRecord::new();
+            while let Some(place) = reader
+                .read(&mut record, csvread::LINE_CAP)
+                .map_err(|e| super::read_error(&file, e, None, records.is_empty()))?
+            {
+                let text = super::text_record(record.clone(), place, &file, None)?;
+                if text.iter().any(|c| !c.trim().is_empty()) {
+                    records.push((place.line, text));
+                }
             }
         }
     }
@@ -108,13 +90,18 @@ pub fn read_table(
         }
         match known.iter().position(|k| k.eq_ignore_ascii_case(heading)) {
             Some(k) if positions[k].is_some() => {
-                return Err(heading_error(format!("column '{heading}' appears twice")));
+                return Err(heading_error(format!(
+                    "column '{}' appears twice",
+                    excerpt(heading)
+                )));
             }
             Some(k) => positions[k] = Some(index),
             None if options.ignore_unknown_columns => {}
             None => {
+                // A heading far longer than any known one is no typo of one.
                 let nearest = known
                     .iter()
+                    .filter(|_| heading.len() <= 200)
                     .map(|k| {
                         (
                             strsim::jaro_winkler(
@@ -129,7 +116,8 @@ pub fn read_table(
                     .map(|(_, k)| format!(" (did you mean '{k}'?)"))
                     .unwrap_or_default();
                 return Err(heading_error(format!(
-                    "unknown column heading '{heading}' in column {}{nearest}; use --ignore-unknown-columns to skip it",
+                    "unknown column heading '{}' in column {}{nearest}; use --ignore-unknown-columns to skip it",
+                    excerpt(heading),
                     super::column_letters(index)
                 )));
             }

@@ -949,7 +949,10 @@ impl<'a> RowRules<'a> {
                 out.error(
                     Code::Boolean,
                     column,
-                    format!("'{text}' is not true or false (also accepted: yes, no, 1, 0)"),
+                    format!(
+                        "{} is not true or false (also accepted: yes, no, 1, 0)",
+                        quoted(text)
+                    ),
                 );
                 None
             }
@@ -1005,7 +1008,7 @@ impl<'a> RowRules<'a> {
                     out.error(
                         Code::AssignmentStatus,
                         column(TeamsField::AssignmentStatus),
-                        format!("'{text}' is not assigned or unassigned"),
+                        format!("{} is not assigned or unassigned", quoted(text)),
                     );
                 }
             }
@@ -1027,7 +1030,11 @@ impl<'a> RowRules<'a> {
                         out.error(
                             Code::Usage,
                             column(TeamsField::Usage),
-                            format!("'{text}' is not a usage ({})", Usage::NAMES.join(", ")),
+                            format!(
+                                "{} is not a usage ({})",
+                                quoted(text),
+                                Usage::NAMES.join(", ")
+                            ),
                         );
                     }
                     usage
@@ -1097,7 +1104,7 @@ impl<'a> RowRules<'a> {
                     out.error(
                         Code::DisplayedCountryCode,
                         column(TeamsField::DisplayedCountryCode),
-                        format!("'{code}' is not a two-letter country code (for example US)"),
+                        format!("{} is not a two-letter country code (for example US)", quoted(code)),
                     )
                 }
                 None if toll_free => out.error(
@@ -1135,19 +1142,16 @@ fn too_long(text: &str, digits: usize) -> String {
     )
 }
 
-/// A cell's value in a message: quoted, at most 80 characters.
+/// A cell's value in a message: quoted, at most ~80 characters, invisible
+/// characters shown escaped.
 fn quoted(value: &str) -> String {
-    const MAX: usize = 80;
-    match value.char_indices().nth(MAX) {
-        None => format!("'{value}'"),
-        Some((end, _)) => format!("'{}...'", &value[..end]),
-    }
+    format!("'{}'", crate::text::excerpt(value))
 }
 
 fn quote_list(items: &[&str]) -> String {
     items
         .iter()
-        .map(|i| format!("'{i}'"))
+        .map(|i| quoted(i))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -1222,13 +1226,16 @@ fn is_name_char(c: char) -> bool {
 pub fn check_account_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.chars().count() > 100 {
         return Err(format!(
-            "account name '{name}' must be 1 to 100 characters (it has {})",
+            "account name {} must be 1 to 100 characters (it has {})",
+            quoted(name),
             name.chars().count()
         ));
     }
     if let Some(bad) = name.chars().find(|&c| !is_name_char(c)) {
         return Err(format!(
-            "account name '{name}' has '{bad}'; only letters, digits, '_' and '-' are allowed"
+            "account name {} has {}; only letters, digits, '_' and '-' are allowed",
+            quoted(name),
+            quoted(&bad.to_string())
         ));
     }
     Ok(())
@@ -1244,7 +1251,9 @@ pub fn check_sip_header(value: &str) -> Result<(), String> {
     }
     if let Some(bad) = value.chars().find(|&c| !is_name_char(c)) {
         return Err(format!(
-            "custom SIP header '{value}' has '{bad}'; only letters, digits, '_' and '-' are allowed"
+            "custom SIP header {} has {}; only letters, digits, '_' and '-' are allowed",
+            quoted(value),
+            quoted(&bad.to_string())
         ));
     }
     Ok(())
