@@ -1,7 +1,7 @@
 //! Flag groups shared by several commands, each flag defined and documented
 //! once here.
 
-use acgbulk::sheet::SheetOptions;
+use acgbulk::sheet::{ColumnMapping, SheetOptions};
 use acgbulk::validate::RuleOptions;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +44,17 @@ pub struct ReadArgs {
     /// Skip columns whose heading is unknown, instead of refusing the sheet
     #[arg(long, help_heading = "Reading")]
     pub ignore_unknown_columns: bool,
+
+    /// The row that holds the headings [default: the first of the first 20
+    /// rows whose cells are all known or mapped headings]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Reading")]
+    pub header_row: Option<u64>,
+
+    /// Read the column headed HEADING as FIELD (a heading of the portal's
+    /// format), e.g. --map "Phone Number=telephoneNumber"; headings match
+    /// without regard to case and surrounding spaces; repeat for more
+    #[arg(long = "map", value_name = "HEADING=FIELD", value_parser = ColumnMapping::parse, help_heading = "Reading")]
+    pub map: Vec<ColumnMapping>,
 }
 
 impl ReadArgs {
@@ -52,6 +63,8 @@ impl ReadArgs {
             delimiter: self.delimiter,
             sheet: self.sheet.clone(),
             ignore_unknown_columns: self.ignore_unknown_columns,
+            header_row: self.header_row,
+            map: self.map.clone(),
         }
     }
 }

@@ -159,7 +159,8 @@ pub fn print_summary(summary: &Summary, report: &Path, first: &[Finding]) {
                 f.message
             );
         }
-        let total: u64 = summary.errors_by_code.values().sum::<u64>() + summary.warnings;
+        let total: u64 =
+            summary.errors_by_code.values().sum::<u64>() + summary.warnings + summary.notes;
         if total > first.len() as u64 {
             eprintln!("  ... {} more", t(total - first.len() as u64));
         }

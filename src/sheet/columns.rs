@@ -246,6 +246,63 @@ pub enum HeadingError {
         "no number column: expected a 'telephoneNumber' column, or 'rangeStart' and 'rangeEnd'"
     )]
     NoNumberColumn,
+    #[error("row {row}, given by --header-row, is empty")]
+    BlankHeadingRow { row: u64 },
+    /// No row near the top is a heading row; `first` is why the first
+    /// non-blank row is not.
+    #[error("{first}; no row of the first {searched} is a heading row: give --header-row N, and --map 'HEADING=FIELD' for headings in your own words")]
+    NotFound {
+        searched: u64,
+        first: Box<HeadingError>,
+    },
+}
+
+impl Column {
+    /// The column whose heading is `heading`, without regard to case and
+    /// surrounding spaces.
+    pub fn from_heading(heading: &str) -> Option<Column> {
+        let heading = heading.trim();
+        Column::all()
+            .iter()
+            .copied()
+            .find(|c| c.heading().eq_ignore_ascii_case(heading))
+    }
+}
+
+/// `--map 'HEADING=FIELD'`: a sheet column read under another name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ColumnMapping {
+    /// The sheet's heading, as the user typed it.
+    pub heading: String,
+    /// The field it holds: a known heading such as `telephoneNumber`.
+    pub field: String,
+}
+
+impl ColumnMapping {
+    /// Parses `HEADING=FIELD`; the field must be a known column.
+    pub fn parse(text: &str) -> Result<ColumnMapping, String> {
+        let Some((heading, field)) = text.rsplit_once('=') else {
+            return Err(format!(
+                "'{text}' is not HEADING=FIELD (for example \"Phone Number=telephoneNumber\")"
+            ));
+        };
+        if heading.trim().is_empty() {
+            return Err(format!("'{text}' has no heading before the '='"));
+        }
+        let Some(column) = Column::from_heading(field) else {
+            let hint = nearest_heading(&field.trim().to_ascii_lowercase())
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "'{}' is not a field of the number sheet{hint}; fields are the portal's headings such as telephoneNumber, accountName",
+                field.trim()
+            ));
+        };
+        Ok(ColumnMapping {
+            heading: heading.trim().to_owned(),
+            field: column.heading(),
+        })
+    }
 }
 
 /// Where each known column sits in a sheet.
@@ -256,6 +313,8 @@ pub struct HeaderMap {
     pub headings: Vec<String>,
     /// Headings that were skipped under `--ignore-unknown-columns`.
     pub ignored: Vec<String>,
+    /// Headings read under another name (`--map`), with their column.
+    pub mapped: Vec<(String, Column)>,
 }
 
 impl HeaderMap {
@@ -265,20 +324,39 @@ impl HeaderMap {
         headings: &[S],
         ignore_unknown: bool,
     ) -> Result<HeaderMap, HeadingError> {
+        HeaderMap::with_mappings(headings, ignore_unknown, &[])
+    }
+
+    /// As [`HeaderMap::new`], reading the headings of `mappings` (matched
+    /// without regard to case and surrounding spaces) as their fields.
+    pub fn with_mappings<S: AsRef<str>>(
+        headings: &[S],
+        ignore_unknown: bool,
+        mappings: &[ColumnMapping],
+    ) -> Result<HeaderMap, HeadingError> {
         let known: Vec<(String, Column)> = Column::all()
             .iter()
             .map(|&c| (c.heading().to_ascii_lowercase(), c))
             .collect();
         let mut positions = vec![None; Column::count()];
         let mut ignored = Vec::new();
+        let mut mapped = Vec::new();
         for (index, raw) in headings.iter().enumerate() {
             let heading = raw.as_ref().trim().trim_start_matches('\u{feff}').trim();
             if heading.is_empty() {
                 continue;
             }
             let lower = heading.to_ascii_lowercase();
-            match known.iter().find(|(k, _)| *k == lower) {
-                Some(&(_, column)) => {
+            let by_mapping = mappings
+                .iter()
+                .find(|m| m.heading.eq_ignore_ascii_case(heading))
+                .and_then(|m| Column::from_heading(&m.field));
+            if let Some(column) = by_mapping {
+                mapped.push((heading.to_owned(), column));
+            }
+            let found = by_mapping.or_else(|| known.iter().find(|(k, _)| *k == lower).map(|k| k.1));
+            match found {
+                Some(column) => {
                     let slot = &mut positions[column.index()];
                     if let Some(first) = *slot {
                         return Err(HeadingError::Duplicate {
@@ -303,6 +381,7 @@ impl HeaderMap {
             positions,
             headings: headings.iter().map(|h| h.as_ref().to_owned()).collect(),
             ignored,
+            mapped,
         };
         let has_number = map.has(Column::TelephoneNumber)
             || (map.has(Column::RangeStart) && map.has(Column::RangeEnd));

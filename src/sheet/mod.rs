@@ -13,13 +13,18 @@
 pub mod columns;
 pub mod csvread;
 pub mod grid;
+pub mod heading;
 pub mod input;
 pub mod table;
 
 use crate::text::excerpt;
-pub use columns::{column_letters, Column, HeaderMap, HeadingError, Teams, TeamsField};
+pub use columns::{
+    column_letters, Column, ColumnMapping, HeaderMap, HeadingError, Teams, TeamsField,
+};
 use csvread::{Layout, Place, ReadError, RecordReader, Sniffed};
 use grid::Grid;
+use heading::{HeadingSearch, Offer};
+pub use heading::{NoteKind, SheetNote};
 pub use input::Fingerprint;
 
 use calamine::Data;
@@ -38,6 +43,12 @@ pub struct SheetOptions {
     pub sheet: Option<String>,
     /// Skip unknown headings instead of refusing the sheet.
     pub ignore_unknown_columns: bool,
+    /// The heading row (1-based); found among the first rows when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_row: Option<u64>,
+    /// Headings read under another name (`--map`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub map: Vec<ColumnMapping>,
 }
 
 /// A sheet that cannot be read at all (as opposed to a bad row, which is a
@@ -159,6 +170,8 @@ pub struct Sheet {
     pub header: Arc<HeaderMap>,
     /// The row number of the heading row.
     pub header_row: u64,
+    /// What to say once about how the sheet was read.
+    pub notes: Vec<SheetNote>,
     source: Source,
     fingerprint: Fingerprint,
     /// Data rows read so far.
@@ -277,10 +290,11 @@ impl Sheet {
         let file = display_name(path);
         match open_input(path, &file, options, copy)? {
             Opened::Grid { grid } => {
-                let (header, header_index) = grid_header(&grid, &file, options)?;
+                let (header, header_index, notes) = grid_header(&grid, &file, options)?;
                 Ok(Sheet {
                     header_row: grid.rows[header_index].row as u64 + 1,
                     header: Arc::new(header),
+                    notes,
                     source: Source::Grid {
                         grid,
                         next: header_index + 1,
@@ -296,31 +310,45 @@ impl Sheet {
                 fingerprint,
             } => {
                 let mut record = ByteRecord::new();
-                let (place, headings) = loop {
+                let mut search = HeadingSearch::new(options);
+                let headings_error = |file: &str, row, error| SheetError::Headings {
+                    file: file.to_owned(),
+                    row,
+                    error,
+                };
+                let (place, header) = loop {
                     let place = reader
                         .read(&mut record, csvread::HEADING_LINE_CAP)
                         .map_err(|e| read_error(&file, e, None, true))?;
                     let Some(place) = place else {
-                        return Err(SheetError::Empty { file });
+                        if !search.saw_rows() {
+                            return Err(SheetError::Empty { file });
+                        }
+                        match search.failed() {
+                            Offer::Failed(row, error) => {
+                                return Err(headings_error(&file, row, error))
+                            }
+                            _ => unreachable!("failed() fails"),
+                        }
                     };
                     let headings = text_record(record, place, &file, None)?;
                     if !is_blank(&headings) {
-                        break (place, headings);
+                        let cells: Vec<&str> = headings.iter().collect();
+                        match search.offer(place.line, &cells) {
+                            Offer::Found(header) => break (place, header),
+                            Offer::Failed(row, error) => {
+                                return Err(headings_error(&file, row, error))
+                            }
+                            Offer::Next => {}
+                        }
                     }
                     record = headings.into_byte_record();
                 };
-                let header = HeaderMap::new(
-                    &headings.iter().collect::<Vec<_>>(),
-                    options.ignore_unknown_columns,
-                )
-                .map_err(|error| SheetError::Headings {
-                    file: file.clone(),
-                    row: place.line,
-                    error,
-                })?;
+                let notes = search.notes(place.line, &header);
                 Ok(Sheet {
                     file,
                     header: Arc::new(header),
+                    notes,
                     header_row: place.line,
                     source: Source::Csv { reader },
                     fingerprint,
@@ -610,26 +638,47 @@ fn read_error(
     }
 }
 
-/// The first row with a value holds the headings.
+/// The heading row of a grid (see [`heading`]): its map, its index in
+/// `grid.rows`, and the notes on how it was found.
 fn grid_header(
     grid: &Grid,
     file: &str,
     options: &SheetOptions,
-) -> Result<(HeaderMap, usize), SheetError> {
-    let Some(first) = grid.rows.first() else {
+) -> Result<(HeaderMap, usize, Vec<SheetNote>), SheetError> {
+    if grid.rows.is_empty() {
         return Err(SheetError::Empty {
             file: file.to_owned(),
         });
-    };
-    let cells: Vec<String> = first.dense(0).into_iter().map(cell_text).collect();
-    let header = HeaderMap::new(&cells, options.ignore_unknown_columns).map_err(|error| {
-        SheetError::Headings {
-            file: file.to_owned(),
-            row: first.row as u64 + 1,
-            error,
+    }
+    let mut search = HeadingSearch::new(options);
+    let mut offer = Offer::Next;
+    for (index, row) in grid.rows.iter().enumerate() {
+        let cells: Vec<String> = row.dense(0).into_iter().map(cell_text).collect();
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
         }
-    })?;
-    Ok((header, 0))
+        let number = row.row as u64 + 1;
+        offer = search.offer(number, &cells);
+        match offer {
+            Offer::Found(header) => {
+                let notes = search.notes(number, &header);
+                return Ok((header, index, notes));
+            }
+            Offer::Failed(..) => break,
+            Offer::Next => {}
+        }
+    }
+    if let Offer::Next = offer {
+        offer = search.failed();
+    }
+    match offer {
+        Offer::Failed(row, error) => Err(SheetError::Headings {
+            file: file.to_owned(),
+            row,
+            error,
+        }),
+        _ => unreachable!("the loop returns when it finds the headings"),
+    }
 }
 
 /// Converts one grid row; `None` for a blank row.

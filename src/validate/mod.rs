@@ -52,6 +52,12 @@ pub enum Code {
     CellError,
     /// Cells beyond the last heading.
     ExtraCells,
+    /// Rows above the heading row were passed over (note).
+    HeaderRow,
+    /// A heading was read under another name, `--map` (note).
+    ColumnMapped,
+    /// A sheet of the workbook was not read (note).
+    SheetSkipped,
 }
 
 impl Code {
@@ -80,6 +86,9 @@ impl Code {
             Code::NumericCell => "NUMERIC_CELL",
             Code::CellError => "CELL_ERROR",
             Code::ExtraCells => "EXTRA_CELLS",
+            Code::HeaderRow => "HEADER_ROW",
+            Code::ColumnMapped => "COLUMN_MAPPED",
+            Code::SheetSkipped => "SHEET_SKIPPED",
         }
     }
 }
@@ -95,6 +104,8 @@ impl fmt::Display for Code {
 pub enum Severity {
     Error,
     Warning,
+    /// Said once about how the sheet was read; not about a number.
+    Note,
 }
 
 impl Severity {
@@ -102,6 +113,7 @@ impl Severity {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         }
     }
 }

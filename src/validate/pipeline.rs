@@ -8,7 +8,7 @@
 //! the end by sorting the numbers, and reported after the per-row findings.
 
 use super::{Code, Finding, RowCheck, RowRules, RuleOptions, Severity};
-use crate::sheet::{Sheet, SheetError};
+use crate::sheet::{NoteKind, Sheet, SheetError};
 use rayon::slice::ParallelSliceMut;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -132,6 +132,8 @@ pub struct Summary {
     pub invalid: u64,
     /// Warning findings.
     pub warnings: u64,
+    /// Notes on how the sheet was read (heading row, `--map`, sheets).
+    pub notes: u64,
     pub errors_by_code: BTreeMap<Code, u64>,
     pub warnings_by_code: BTreeMap<Code, u64>,
 }
@@ -210,11 +212,27 @@ fn run(
     mode: Mode,
 ) -> Result<Validated, ValidateError> {
     let header = sheet.header.clone();
+    let mut collector = Collector::new(sheet.file.clone());
+    for note in &sheet.notes {
+        let finding = Finding {
+            row: note.row,
+            telephone_number: String::new(),
+            severity: Severity::Note,
+            code: match note.kind {
+                NoteKind::HeaderRow => Code::HeaderRow,
+                NoteKind::ColumnMapped => Code::ColumnMapped,
+                NoteKind::SheetSkipped => Code::SheetSkipped,
+            },
+            column: String::new(),
+            message: note.message.clone(),
+        };
+        sink(&finding).map_err(ValidateError::Report)?;
+        collector.count(&finding);
+    }
     // Fail on a bad option before starting threads.
     RowRules::new(&header, options).map_err(ValidateError::Options)?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let read_error: Mutex<Option<SheetError>> = Mutex::new(None);
-    let mut collector = Collector::new(sheet.file.clone());
 
     let outcome = std::thread::scope(|scope| -> Result<(), ValidateError> {
         let (work_tx, work_rx) =
@@ -324,6 +342,10 @@ impl Collector {
 
     fn count(&mut self, finding: &Finding) {
         let by_code = match finding.severity {
+            Severity::Note => {
+                self.summary.notes += 1;
+                return;
+            }
             Severity::Error => &mut self.summary.errors_by_code,
             Severity::Warning => {
                 self.summary.warnings += 1;
