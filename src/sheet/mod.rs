@@ -107,6 +107,9 @@ pub enum CellNote {
     Numeric { column: Column, original: String },
     /// The cell holds a spreadsheet error such as `#N/A`.
     Error { cell: usize, text: String },
+    /// A number column held a date (Excel turns some digit strings into
+    /// dates as they are typed).
+    Date { column: Column, text: String },
 }
 
 /// One data row.
@@ -700,6 +703,17 @@ fn grid_row(grid: &Grid, index: usize, header: &HeaderMap) -> Option<RawRow> {
                 cell: c,
                 text: e.to_string(),
             }),
+            Data::DateTime(_) | Data::DateTimeIso(_) => {
+                if let Some(&column) = number_cells
+                    .iter()
+                    .find(|&&col| header.position(col) == Some(c))
+                {
+                    notes.push(CellNote::Date {
+                        column,
+                        text: text.clone(),
+                    });
+                }
+            }
             Data::Int(_) | Data::Float(_) => {
                 if let Some(&column) = number_cells
                     .iter()

@@ -391,8 +391,8 @@ impl<'a> RowRules<'a> {
                         ),
                     );
                 }
-                // Read, and reported, with the number (see `read_numeric_cell`).
-                CellNote::Numeric { .. } => {}
+                // Read, and reported, with the number (see `read_number`).
+                CellNote::Numeric { .. } | CellNote::Date { .. } => {}
             }
         }
         if row.cells.len() > h.headings.len() {
@@ -632,6 +632,17 @@ impl<'a> RowRules<'a> {
     /// digits after the `+`) with the verdict on it, or reports why it
     /// cannot be read.
     fn read_number(&self, out: &mut Out, text: &str, column: Column) -> Option<(u64, Checked)> {
+        if let Some(date) = out.row.notes.iter().find_map(|note| match note {
+            CellNote::Date { column: c, text } if *c == column => Some(text.clone()),
+            _ => None,
+        }) {
+            out.error(
+                Code::E164Format,
+                column,
+                format!("the cell holds a date ({date}), not a telephone number; format the column as text and type the number with its '+'"),
+            );
+            return None;
+        }
         if let Some(original) = out.row.numeric_cell(column) {
             let original = original.to_owned();
             return self.read_numeric_cell(out, &original, column);
