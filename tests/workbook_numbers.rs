@@ -231,6 +231,36 @@ fn ranges_as_people_write_them() {
         .map(|n| format!("+{n}"))
         .collect();
     assert_eq!(numbers, expected);
+    // import --dry-run writes the same clean sheet, and sends nothing.
+    let r = run(
+        dir.path(),
+        &[
+            "import",
+            "ranges.csv",
+            "--normalize",
+            "--default-country",
+            "GB",
+            "--dry-run",
+            "--write-clean",
+            "planned.csv",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(dir.path().join("planned.csv")).unwrap(),
+        std::fs::read(dir.path().join("clean.csv")).unwrap()
+    );
+    // The clean sheet validates as it is, with nothing to say.
+    let r = run(
+        dir.path(),
+        &["validate", "clean.csv", "--report", "again.csv"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        read_csv(&dir.path().join("again.csv")).len(),
+        1,
+        "no findings"
+    );
 }
 
 #[test]
