@@ -915,8 +915,8 @@ pub async fn execute(
     if let Err(error) = write_final(&ctx, &header, &outcomes, &sync_state, &mut summary) {
         match unwritable {
             // The run is already stopping for a file it could not write;
-            // the results are written again on resume.
-            Some(_) if !complete => {}
+            // the results are written again on resume. Count without them.
+            Some(_) if !complete => count_outcomes(&ctx, &outcomes, &mut summary),
             _ => return Err(error),
         }
     }
@@ -1068,6 +1068,27 @@ fn write_batch_lines(
         }
     }
     Ok(())
+}
+
+/// Counts outcomes into `summary` from the answers alone, for a run whose
+/// results could not be written.
+fn count_outcomes(ctx: &Ctx, outcomes: &[Option<Vec<PartDone>>], summary: &mut RunSummary) {
+    summary.numbers = ctx.expanded.entries.len() as u64;
+    summary.invalid = (0..ctx.expanded.entries.len())
+        .filter(|&e| ctx.expanded.is_invalid(e) || ctx.expanded.entries[e].account == NO_ACCOUNT)
+        .count() as u64;
+    let (mut ok, mut failed) = (0, 0);
+    for part in outcomes.iter().flatten().flatten() {
+        let n = (part.hi - part.lo) as u64;
+        if part.ok {
+            ok += n;
+        } else {
+            failed += n;
+        }
+    }
+    summary.ok = ok;
+    summary.failed = failed;
+    summary.skipped = summary.numbers - summary.invalid - ok - failed;
 }
 
 /// Rewrites the results in input order, counting outcomes into `summary`.
