@@ -578,3 +578,45 @@ fn split_row(line: &str) -> Vec<&str> {
     cells.push(&line[start..]);
     cells
 }
+
+#[test]
+fn invalid_numbers_keep_their_first_error_in_the_results() {
+    let server = Server::start(quick());
+    let dir = common::tempdir();
+    let input = dir.path().join("mistakes.csv");
+    let mut sheet = std::fs::read_to_string(common::samples().join("mistakes.csv")).unwrap();
+    // A number twice, for a duplicate's words too.
+    let first_row = sheet.lines().nth(1).unwrap().to_owned();
+    sheet.push_str(&first_row);
+    sheet.push('\n');
+    std::fs::write(&input, sheet).unwrap();
+    let run = common::run(
+        dir.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &server.url(),
+            "--rate-limit",
+            "off",
+            "--skip-invalid",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = results(&dir.path().join("mistakes.report.csv"));
+    let lines = results(&dir.path().join("mistakes.results.csv"));
+    let invalid: Vec<_> = lines.iter().filter(|l| l["outcome"] == "invalid").collect();
+    assert!(invalid.len() > 5, "{}", run.stderr);
+    let mut codes = std::collections::BTreeSet::new();
+    for line in invalid {
+        let found = report.iter().any(|f| {
+            f["row"] == line["row"]
+                && f["severity"] == "error"
+                && f["code"] == line["errorCode"]
+                && f["message"] == line["errorMessage"]
+        });
+        assert!(found, "the results give a finding of the report: {line:?}");
+        codes.insert(line["errorCode"].clone());
+    }
+    assert!(codes.contains("DUPLICATE"), "{codes:?}");
+}
