@@ -52,6 +52,33 @@ pub fn time_run(args: &[&str], ok_codes: &[i32]) -> Duration {
     elapsed
 }
 
+/// Runs the binary with `args`; returns its wall time and its own peak
+/// RSS in KiB (from wait4, not the largest child so far); panics on an exit
+/// code not in `ok_codes`.
+pub fn peak_run(args: &[&str], ok_codes: &[i32]) -> (f64, u64) {
+    let start = Instant::now();
+    let child = Command::new(bin())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child (whose handle is not waited on
+    // again: a Child does not wait when dropped); writes into values we own.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    drop(child);
+    assert_eq!(waited, pid);
+    let code = libc::WEXITSTATUS(status);
+    assert!(
+        ok_codes.contains(&code),
+        "acgbulk {args:?} exited with {code}"
+    );
+    (start.elapsed().as_secs_f64(), usage.ru_maxrss as u64)
+}
+
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();

@@ -7,6 +7,11 @@
 //! the plain per-number `phonenumber` calls (parse + is_valid, one thread
 //! and under rayon) on the sheet's first 20,000 numbers, against the fast
 //! checks on the same numbers.
+//!
+//! Then findings against memory: a 5,000,000-row valid sheet and the same
+//! sheet with an unknown capability on every row (`FINDINGS_ROWS` to
+//! change the size), each validated once, their peak RSS printed side by
+//! side (the bound: the second within 2x the first).
 
 #[path = "common.rs"]
 mod common;
@@ -18,6 +23,7 @@ use std::time::Instant;
 
 const ROWS: u64 = 1_000_000;
 const PLAIN_SAMPLE: usize = 20_000;
+const FINDINGS_ROWS: u64 = 5_000_000;
 
 fn main() {
     let sheet = common::data_dir().join("validate-1m.csv");
@@ -108,5 +114,71 @@ fn main() {
     println!(
         "  ratio whole pipeline vs plain calls alone: {:.0}x (pipeline rows/s over plain numbers/s)",
         rows_per_s / (1e6 / plain_us)
+    );
+    findings_memory();
+}
+
+/// Peak RSS (and time) of validating a valid sheet and the same sheet with
+/// a finding on every row.
+fn findings_memory() {
+    let rows = std::env::var("FINDINGS_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(FINDINGS_ROWS);
+    let valid = common::data_dir().join(format!("findings-valid-{rows}.csv"));
+    let bad = common::data_dir().join(format!("findings-all-{rows}.csv"));
+    if !bad.exists() {
+        eprintln!("generating {} and {} ...", valid.display(), bad.display());
+        let file = std::fs::File::create(&valid).unwrap();
+        sample::write_csv(
+            file,
+            SampleOptions {
+                rows,
+                seed: 42,
+                accounts: 12,
+                mistakes: 0.0,
+                ranges: 0.0,
+                range_size: 1,
+            },
+        )
+        .unwrap();
+        let mut reader = csv::Reader::from_path(&valid).unwrap();
+        let headings = reader.headers().unwrap().clone();
+        let column = |suffix: &str| headings.iter().position(|h| h.ends_with(suffix)).unwrap();
+        let enabled = column("teamsOperatorConnect_enabled");
+        let status = column("teamsOperatorConnect_assignmentStatus");
+        let usage = column("teamsOperatorConnect_configuration_usage");
+        let capabilities = column("teamsOperatorConnect_configuration_choosableCapabilities");
+        let mut writer = csv::Writer::from_path(&bad).unwrap();
+        writer.write_record(&headings).unwrap();
+        for record in reader.records() {
+            let mut cells: Vec<String> = record.unwrap().iter().map(str::to_owned).collect();
+            cells[enabled] = "true".into();
+            if cells[status].is_empty() {
+                cells[status] = "unassigned".into();
+            }
+            if cells[usage].is_empty() {
+                cells[usage] = "CallingUserAssignment".into();
+            }
+            cells[capabilities] = "Teleport".into();
+            writer.write_record(&cells).unwrap();
+        }
+        writer.flush().unwrap();
+    }
+    let report = common::data_dir().join("findings.report.csv");
+    let r = report.to_str().unwrap();
+    let (valid_s, valid_kib) =
+        common::peak_run(&["validate", valid.to_str().unwrap(), "--report", r], &[0]);
+    let (bad_s, bad_kib) =
+        common::peak_run(&["validate", bad.to_str().unwrap(), "--report", r], &[1]);
+    println!("findings and memory: {rows} rows, one run each");
+    println!(
+        "  valid sheet            : {:7.1} MiB peak RSS, {valid_s:6.2} s",
+        valid_kib as f64 / 1024.0
+    );
+    println!(
+        "  a finding on every row : {:7.1} MiB peak RSS, {bad_s:6.2} s ({:.2}x the memory)",
+        bad_kib as f64 / 1024.0,
+        bad_kib as f64 / valid_kib as f64
     );
 }

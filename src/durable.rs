@@ -20,15 +20,20 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Replaces `path` with what `write` puts in the temporary file it is
-/// given; `write` must make that file durable before it returns.
+/// given; `write` must make that file durable before it returns. When
+/// anything fails (a full disk), the temporary file is removed and `path`
+/// keeps its old content.
 pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp: PathBuf = directory_of(path).join(format!(".{name}.tmp"));
-    write(&tmp)?;
-    std::fs::rename(&tmp, path)?;
+    let replaced = write(&tmp).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = replaced {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     sync_dir(path)
 }
 
@@ -64,5 +69,10 @@ mod tests {
         });
         assert!(failed.is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"], "no temporary file left behind");
     }
 }

@@ -35,6 +35,33 @@ pub enum JournalError {
     },
     #[error("{path} is not an acgbulk checkpoint of this kind (no header line)")]
     NoHeader { path: PathBuf },
+    /// An append (or the first line) could not be written: the records
+    /// before it are intact and the failed one is not in the file.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is in use by another acgbulk run (its lock {lock} is held); wait for it or stop it first, or give this run another results file")]
+    InUse { path: PathBuf, lock: PathBuf },
+    /// There is no file: no run got as far as its first write there.
+    #[error("{path} does not exist")]
+    Missing { path: PathBuf },
+    /// The file holds no complete line: its run was stopped before its
+    /// first write was on disk.
+    #[error("{path} is empty (its run stopped before writing its first line)")]
+    Empty { path: PathBuf },
+}
+
+impl JournalError {
+    /// The file that could not be written, when that is the trouble.
+    pub fn unwritable(&self) -> Option<&Path> {
+        match self {
+            JournalError::Write { path, .. } => Some(path),
+            _ => None,
+        }
+    }
 }
 
 fn encode<R: Serialize>(record: &R) -> Vec<u8> {
@@ -79,12 +106,22 @@ impl Journal {
             .open(path)
             .map_err(io_err)?;
         lock(&file, path)?;
-        file.set_len(0).map_err(io_err)?;
+        let first = encode(first);
         let mut file = file;
-        file.write_all(&encode(first)).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-        crate::durable::sync_dir(path).map_err(io_err)?;
-        Ok(Journal::start(path, file))
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.write_all(&first))
+            .and_then(|()| file.sync_all())
+            .and_then(|()| crate::durable::sync_dir(path));
+        if let Err(source) = written {
+            // A checkpoint without its header line is of no use to anyone.
+            let _ = std::fs::remove_file(path);
+            return Err(JournalError::Write {
+                path: path.to_owned(),
+                source,
+            });
+        }
+        Ok(Journal::start(path, file, first.len() as u64))
     }
 
     /// Opens an existing journal: its records, with a torn last line cut
@@ -98,24 +135,23 @@ impl Journal {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(io_err)?;
+            .map_err(|source| open_error(path, source))?;
         lock(&file, path)?;
         let (records, good_len) = read_records(&file, path)?;
         file.set_len(good_len).map_err(io_err)?;
         file.seek(SeekFrom::End(0)).map_err(io_err)?;
-        Ok((Journal::start(path, file), records))
+        Ok((Journal::start(path, file, good_len), records))
     }
 
     /// Reads a journal's records without locking it.
     pub fn read<R: DeserializeOwned>(path: &Path) -> Result<Vec<R>, JournalError> {
-        let file = File::open(path).map_err(|source| JournalError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let file = File::open(path).map_err(|source| open_error(path, source))?;
         Ok(read_records(&file, path)?.0)
     }
 
-    fn start(path: &Path, mut file: File) -> Journal {
+    /// `len` is the length of the file's intact records, where it is cut
+    /// back to when a write fails.
+    fn start(path: &Path, mut file: File, mut len: u64) -> Journal {
         let (queue, commits) = std::sync::mpsc::channel::<Commit>();
         let writer = std::thread::Builder::new()
             .name("checkpoint".into())
@@ -131,7 +167,22 @@ impl Journal {
                         .iter()
                         .flat_map(|(line, _)| line.iter().copied())
                         .collect();
-                    let result = file.write_all(&bytes).and_then(|()| file.sync_data());
+                    let mut result = file.write_all(&bytes).and_then(|()| file.sync_data());
+                    match &result {
+                        Ok(()) => len += bytes.len() as u64,
+                        // A full disk may take part of the write: cut it
+                        // off, so that a later line (once there is room)
+                        // does not follow a torn one, which would make the
+                        // checkpoint unreadable.
+                        Err(_) => {
+                            if let Err(e) = file
+                                .set_len(len)
+                                .and_then(|()| file.seek(SeekFrom::Start(len)).map(drop))
+                            {
+                                result = Err(e);
+                            }
+                        }
+                    }
                     for (_, done) in batch {
                         let _ = done.send(match &result {
                             Ok(()) => Ok(()),
@@ -155,7 +206,7 @@ impl Journal {
     /// Appends `record`; returns once it is on disk.
     pub async fn append<R: Serialize>(&self, record: &R) -> Result<(), JournalError> {
         let (done, wait) = oneshot::channel();
-        let io_err = |source| JournalError::Io {
+        let io_err = |source| JournalError::Write {
             path: self.path.clone(),
             source,
         };
@@ -187,6 +238,78 @@ impl Drop for Journal {
     }
 }
 
+/// Keeps two runs off one file that is replaced by renaming (a results
+/// file), which cannot itself hold a lock: an exclusive lock on a lock file
+/// beside it, `FILE.lock`, held while the run lasts and removed after.
+pub struct RunLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl RunLock {
+    /// Locks `target` for this run, or says which run holds it.
+    pub fn acquire(target: &Path) -> Result<RunLock, JournalError> {
+        let mut name = target.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let write_err = |source| JournalError::Write {
+            path: path.clone(),
+            source,
+        };
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(write_err)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(JournalError::InUse {
+                        path: target.to_owned(),
+                        lock: path,
+                    })
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(JournalError::Io { path, source })
+                }
+            }
+            if still_there(&file, &path) {
+                return Ok(RunLock { path, _file: file });
+            }
+            // The run before removed the file after we opened it: our lock
+            // is on a file nobody else will open. Lock the one there now.
+        }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Removed while still locked, so that a run waiting on this file
+        // sees it gone (see `still_there`) rather than taking a lock on it.
+        if cfg!(unix) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn still_there(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
+        _ => false,
+    }
+}
+
+/// Without inode numbers the lock file is never removed, so the file
+/// locked is always the one there.
+#[cfg(not(unix))]
+fn still_there(_: &File, _: &Path) -> bool {
+    true
+}
+
 fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
     match file.try_lock() {
         Ok(()) => Ok(()),
@@ -197,6 +320,19 @@ fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
             path: path.to_owned(),
             source,
         }),
+    }
+}
+
+fn open_error(path: &Path, source: io::Error) -> JournalError {
+    if source.kind() == io::ErrorKind::NotFound {
+        JournalError::Missing {
+            path: path.to_owned(),
+        }
+    } else {
+        JournalError::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -257,6 +393,13 @@ fn read_records<R: DeserializeOwned>(
             None => {}
         }
     }
+    if records.is_empty() {
+        // Not even the first line is whole: the run that created the file
+        // was stopped before that line was on disk.
+        return Err(JournalError::Empty {
+            path: path.to_owned(),
+        });
+    }
     if let Some((at, why)) = damaged {
         tracing::warn!("{}: dropping a torn last line {at} ({why})", path.display());
     }
@@ -291,6 +434,61 @@ mod tests {
         let records: Vec<Line> = Journal::read(&path).unwrap();
         assert_eq!(records.last(), Some(&Line { n: 4 }));
         assert_eq!(records.len(), 4);
+    }
+
+    #[test]
+    fn a_results_lock_is_exclusive_and_removed_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("run.results.csv");
+        let lock = RunLock::acquire(&results).unwrap();
+        assert!(dir.path().join("run.results.csv.lock").exists());
+        let Err(refused) = RunLock::acquire(&results) else {
+            panic!("locked")
+        };
+        assert!(matches!(refused, JournalError::InUse { .. }));
+        assert!(refused.to_string().contains("another acgbulk run"));
+        drop(lock);
+        assert!(!dir.path().join("run.results.csv.lock").exists());
+        drop(RunLock::acquire(&results).unwrap());
+    }
+
+    #[test]
+    fn a_checkpoint_never_written_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.checkpoint");
+        assert!(matches!(
+            Journal::read::<Line>(&path),
+            Err(JournalError::Missing { .. })
+        ));
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(
+            Journal::read::<Line>(&path),
+            Err(JournalError::Empty { .. })
+        ));
+        std::fs::write(&path, "0badc0de {\"n\"").unwrap();
+        assert!(matches!(
+            Journal::open::<Line>(&path),
+            Err(JournalError::Empty { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failed_append_leaves_no_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.checkpoint");
+        let journal = Journal::create(&path, &Line { n: 0 }).unwrap();
+        journal.append(&Line { n: 1 }).await.unwrap();
+        journal.close();
+        // Another handle makes the writer's appends fail: opened read-only.
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = OpenOptions::new().read(true).open(&path).unwrap();
+        let journal = Journal::start(&path, file, len);
+        let failed = journal.append(&Line { n: 2 }).await.expect_err("fails");
+        assert!(failed.unwritable().is_some(), "{failed}");
+        assert!(failed.to_string().starts_with("cannot write"), "{failed}");
+        journal.close();
+        let records: Vec<Line> = Journal::read(&path).unwrap();
+        assert_eq!(records, vec![Line { n: 0 }, Line { n: 1 }]);
     }
 
     #[tokio::test]

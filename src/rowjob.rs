@@ -170,6 +170,18 @@ pub enum JobError {
     Fatal(String),
 }
 
+impl JobError {
+    /// The file that could not be written, when that is the trouble (a
+    /// full disk): the job can go on once there is room.
+    pub fn unwritable(&self) -> Option<&Path> {
+        match self {
+            JobError::Write { path, .. } => Some(path),
+            JobError::Journal(e) => e.unwritable(),
+            JobError::Fatal(_) => None,
+        }
+    }
+}
+
 /// Counts for the summary.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -185,6 +197,9 @@ pub struct JobSummary {
     pub resumed: bool,
     pub stopped: bool,
     pub stop_reason: Option<String>,
+    /// The file that could not be written, when that stopped the job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unwritable: Option<PathBuf>,
 }
 
 type Run<T> = Arc<
@@ -217,6 +232,9 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
         settings: options.settings.clone(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
+    // Held until the job ends: another job writing the same results would
+    // send every row a second time.
+    let _results_lock = crate::journal::RunLock::acquire(&options.results)?;
     let continuing = match Journal::read::<Record>(&options.checkpoint) {
         Ok(records) if !options.restart => match records.first() {
             Some(Record::Header {
@@ -266,6 +284,7 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
     let mut tasks = tokio::task::JoinSet::new();
     let mut finished: Vec<Option<RowResult>> = vec![None; operations.len()];
     let mut fatal: Option<String> = None;
+    let mut unwritable: Option<JobError> = None;
     let (halt, halted) = watch::channel(false);
     let either = {
         let (tx, rx) = watch::channel(false);
@@ -317,11 +336,11 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
             (index, outcome)
         });
         while let Some(joined) = tasks.try_join_next() {
-            handle(joined, &mut finished, &mut fatal, &halt)?;
+            handle(joined, &mut finished, &mut fatal, &mut unwritable, &halt)?;
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        handle(joined, &mut finished, &mut fatal, &halt)?;
+        handle(joined, &mut finished, &mut fatal, &mut unwritable, &halt)?;
     }
     let complete = finished.iter().all(Option::is_some);
     let user_stopped = *stop.borrow();
@@ -332,12 +351,24 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
         checkpoint: options.checkpoint.clone(),
         resumed: continuing,
         stopped: !complete,
-        stop_reason: fatal
-            .clone()
+        stop_reason: unwritable
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| fatal.clone())
             .or_else(|| user_stopped.then(|| "stopped by a signal".to_owned())),
+        unwritable: unwritable
+            .as_ref()
+            .and_then(JobError::unwritable)
+            .map(Path::to_owned),
         ..JobSummary::default()
     };
-    write_results(options, &operations, &finished, &refused, &mut summary)?;
+    if let Err(error) = write_results(options, &operations, &finished, &refused, &mut summary) {
+        // Already stopping for a file it could not write: the results are
+        // written again when the job is run again.
+        if unwritable.is_none() || complete {
+            return Err(error);
+        }
+    }
     if complete {
         journal.append(&Record::Finished).await?;
     }
@@ -348,6 +379,7 @@ fn handle(
     joined: Result<(usize, Result<RowResult, OperationError>), tokio::task::JoinError>,
     finished: &mut [Option<RowResult>],
     fatal: &mut Option<String>,
+    unwritable: &mut Option<JobError>,
     halt: &watch::Sender<bool>,
 ) -> Result<(), JobError> {
     match joined {
@@ -356,6 +388,14 @@ fn handle(
         Ok((_, Err(OperationError::Fatal(message)))) => {
             if fatal.is_none() {
                 *fatal = Some(message);
+            }
+            let _ = halt.send(true);
+        }
+        // A checkpoint that cannot be written (a full disk) stops the job;
+        // the row's write, sent or not, is sent again with its id.
+        Ok((_, Err(OperationError::Journal(e)))) if e.unwritable().is_some() => {
+            if unwritable.is_none() {
+                *unwritable = Some(e.into());
             }
             let _ = halt.send(true);
         }

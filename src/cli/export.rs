@@ -129,7 +129,19 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         bar.finish_and_clear();
         signals.abort();
         connected.close().await?;
-        let summary = outcome?;
+        let summary = match outcome {
+            Ok(summary) => summary,
+            // Every page before is in the file and the checkpoint.
+            Err(e) if e.unwritable().is_some() => {
+                ui::print_error(&e.into());
+                eprintln!(
+                    "stopped early; make room, then run the same command again to continue from {}",
+                    options.checkpoint.display()
+                );
+                return Ok(Status::Stopped);
+            }
+            Err(e) => return Err(e.into()),
+        };
         if args.json {
             ui::print_json(&summary)?;
         }

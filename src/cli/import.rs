@@ -15,8 +15,9 @@
 use super::args::{beside, checkpoint_of, SheetArgs};
 use super::connect::{Connected, ConnectionArgs};
 use super::{ui, Status};
-use acgbulk::engine::journal::{self, Action, Journal};
+use acgbulk::engine::journal::{self, Action, Journal, JournalError};
 use acgbulk::engine::{self, EngineError, Prepared, RunOptions, RunSummary};
+use acgbulk::journal::RunLock;
 use acgbulk::plan::MAX_BATCH_SIZE;
 use acgbulk::validate::RuleOptions;
 use anyhow::Context;
@@ -127,11 +128,15 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
     } else {
         source.clone()
     };
-    if checkpoint.exists() && !args.run.dry_run {
-        let (_, records) = journal::peek(&checkpoint)?;
-        let finished = records
-            .iter()
-            .any(|r| matches!(r, engine::journal::Record::Finished { .. }));
+    if !args.run.dry_run {
+        let finished = match journal::peek(&checkpoint) {
+            Ok((_, records)) => records
+                .iter()
+                .any(|r| matches!(r, engine::journal::Record::Finished { .. })),
+            // A run stopped before its first write sent nothing: start over.
+            Err(JournalError::Missing { .. } | JournalError::Empty { .. }) => true,
+            Err(e) => return Err(e.into()),
+        };
         if !finished && !args.run.restart {
             return Err(EngineError::Unfinished { checkpoint }.into());
         }
@@ -156,6 +161,13 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         grace: Duration::from_secs(10),
         retry_failed: false,
     };
+    // Held until the run ends: another run writing the same results would
+    // send every batch a second time.
+    let _results_lock = if args.run.dry_run {
+        None
+    } else {
+        Some(RunLock::acquire(&options.results)?)
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let bar = ui::bar(None, "rows validated");
@@ -176,9 +188,14 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
                 }
             })
             .await
-            .context("validation stopped")??
+            .context("validation stopped")?
         };
         bar.finish_and_clear();
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) if e.unwritable().is_some() => return Ok(nothing_sent(&e.into())),
+            Err(e) => return Err(e.into()),
+        };
         let invalid = prepared.validation.invalid;
         if invalid > 0 && !options.skip_invalid {
             super::validate::print_summary(
@@ -226,10 +243,25 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
             );
         }
         prepared.leave_out_accounts(missing);
-        let journal = journal::create(&options.checkpoint, prepared.header.clone())?;
+        let journal = match journal::create(&options.checkpoint, prepared.header.clone()) {
+            Ok(journal) => journal,
+            Err(e) if e.unwritable().is_some() => {
+                connected.close().await?;
+                return Ok(nothing_sent(&e.into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let outcome = send(prepared, &options, &connected, journal, Vec::new()).await;
         finish(outcome, connected, &options.checkpoint, args.run.json).await
     })
+}
+
+/// A file could not be written before anything was sent: a stop, which
+/// the same command, once there is room, gets past.
+fn nothing_sent(error: &anyhow::Error) -> Status {
+    ui::print_error(error);
+    eprintln!("stopped before sending anything: nothing was sent; make room, then run the same command again");
+    Status::Stopped
 }
 
 /// Runs the engine with a progress bar and Ctrl-C / SIGTERM handling.
@@ -286,23 +318,40 @@ pub async fn finish(
 ) -> anyhow::Result<Status> {
     let endpoint = connected.endpoint.clone();
     connected.close().await?;
-    let summary = outcome?;
+    let resume = format!("acgbulk resume {}", checkpoint.display());
+    let summary = match outcome {
+        Ok(summary) => summary,
+        // What was answered is in the checkpoint (or, if the checkpoint
+        // itself could not be written, was never taken as answered).
+        Err(e) if e.unwritable().is_some() => {
+            ui::print_error(&e.into());
+            eprintln!("stopped early; make room, then resume with: {resume}");
+            eprintln!("  (give the same credentials again; they are not kept in the checkpoint)");
+            return Ok(Status::Stopped);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if json {
         ui::print_json(&summary)?;
     }
     print_summary(&summary, &endpoint);
-    let resume = format!("acgbulk resume {}", checkpoint.display());
     Ok(if summary.stopped {
         eprintln!(
-            "stopped early ({}); resume with: {resume}",
-            summary.stop_reason.as_deref().unwrap_or("unknown reason")
+            "stopped early ({}); {}resume with: {resume}",
+            summary.stop_reason.as_deref().unwrap_or("unknown reason"),
+            if summary.unwritable.is_some() {
+                "make room, then "
+            } else {
+                ""
+            }
         );
         eprintln!("  (give the same credentials again; they are not kept in the checkpoint)");
         // A refused credential or address is a configuration error.
-        if summary
-            .stop_reason
-            .as_deref()
-            .is_some_and(|r| !r.starts_with("stopped by"))
+        if summary.unwritable.is_none()
+            && summary
+                .stop_reason
+                .as_deref()
+                .is_some_and(|r| !r.starts_with("stopped by"))
         {
             Status::Fatal
         } else {

@@ -88,7 +88,18 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
     });
     let summary = rowjob::run(options, operations, refused, stop, Arc::new(execute)).await;
     signals.abort();
-    let summary = summary?;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) if e.unwritable().is_some() => {
+            ui::print_error(&e.into());
+            eprintln!(
+                "stopped early; make room, then run the same command again to continue from {}",
+                options.checkpoint.display()
+            );
+            return Ok(Status::Stopped);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         ui::print_json(&summary)?;
     }
@@ -112,18 +123,24 @@ fn print(summary: &JobSummary) {
     eprintln!("  checkpoint: {}", summary.checkpoint.display());
     if summary.stopped {
         eprintln!(
-            "stopped early ({}); run the same command again to continue",
-            summary.stop_reason.as_deref().unwrap_or("unknown reason")
+            "stopped early ({}); {}run the same command again to continue",
+            summary.stop_reason.as_deref().unwrap_or("unknown reason"),
+            if summary.unwritable.is_some() {
+                "make room, then "
+            } else {
+                ""
+            }
         );
     }
 }
 
 pub fn status(summary: &JobSummary) -> Status {
     if summary.stopped {
-        if summary
-            .stop_reason
-            .as_deref()
-            .is_some_and(|r| !r.starts_with("stopped by"))
+        if summary.unwritable.is_none()
+            && summary
+                .stop_reason
+                .as_deref()
+                .is_some_and(|r| !r.starts_with("stopped by"))
         {
             Status::Fatal
         } else {

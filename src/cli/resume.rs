@@ -12,8 +12,9 @@
 use super::connect::ConnectionArgs;
 use super::import::{finish, send};
 use super::{ui, Status};
-use acgbulk::engine::journal::{self, Record};
+use acgbulk::engine::journal::{self, JournalError, Record};
 use acgbulk::engine::{self, EngineError};
+use acgbulk::journal::RunLock;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,7 +43,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let (header, records) = journal::peek(&args.checkpoint)?;
+    let (header, records) = match journal::peek(&args.checkpoint) {
+        Ok(read) => read,
+        // Killed before its first write: the run had not begun sending.
+        Err(JournalError::Missing { path } | JournalError::Empty { path }) => {
+            eprintln!(
+                "error: {} was never written: its import stopped before it began sending, so nothing was sent and there is nothing to resume; run the import again",
+                path.display()
+            );
+            return Ok(Status::Fatal);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let finished = records.iter().any(|r| matches!(r, Record::Finished { .. }));
     if finished && !args.retry_failed {
         eprintln!(
@@ -62,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let (journal, header, records) = journal::open(&args.checkpoint)?;
+        let _results_lock = RunLock::acquire(&header.results)?;
         let bar = ui::bar(None, "rows checked");
         let prepared = {
             let (header, options, bar) = (header.clone(), options.clone(), bar.clone());
@@ -72,10 +85,21 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             .context("validation stopped")?
         };
         bar.finish_and_clear();
-        let prepared = prepared.map_err(|e| match e {
-            EngineError::InputChanged { .. } => anyhow::Error::from(e).context("cannot resume"),
-            other => other.into(),
-        })?;
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) if e.unwritable().is_some() => {
+                ui::print_error(&e.into());
+                eprintln!(
+                    "stopped before sending; make room, then resume with: acgbulk resume {}",
+                    args.checkpoint.display()
+                );
+                return Ok(Status::Stopped);
+            }
+            Err(e @ EngineError::InputChanged { .. }) => {
+                return Err(anyhow::Error::from(e).context("cannot resume"))
+            }
+            Err(e) => return Err(e.into()),
+        };
         let connected = args.connection.connect(Some(&header.endpoint)).await?;
         if connected.endpoint != header.endpoint {
             tracing::warn!(

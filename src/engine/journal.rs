@@ -209,6 +209,6 @@ mod tests {
         assert_eq!(h, header());
         assert_eq!(records, vec![sent]);
         std::fs::write(&path, "").unwrap();
-        assert!(matches!(open(&path), Err(JournalError::NoHeader { .. })));
+        assert!(matches!(open(&path), Err(JournalError::Empty { .. })));
     }
 }

@@ -92,6 +92,18 @@ pub enum EngineError {
     Fatal(String),
 }
 
+impl EngineError {
+    /// The file that could not be written, when that is the trouble (a
+    /// full disk): the run can go on once there is room.
+    pub fn unwritable(&self) -> Option<&Path> {
+        match self {
+            EngineError::Write { path, .. } => Some(path),
+            EngineError::Journal(e) => e.unwritable(),
+            _ => None,
+        }
+    }
+}
+
 /// A validated, planned run, ready to execute.
 pub struct Prepared {
     pub header: Header,
@@ -243,7 +255,14 @@ fn prepare_from(
             report.write(finding)
         },
         progress,
-    )?;
+    )
+    .map_err(|e| match e {
+        ValidateError::Report(source) => EngineError::Write {
+            path: options.report.clone(),
+            source,
+        },
+        other => other.into(),
+    })?;
     report.finish().map_err(|source| EngineError::Write {
         path: options.report.clone(),
         source,
@@ -482,6 +501,9 @@ pub struct RunSummary {
     pub stopped: bool,
     /// Why the run stopped early, when it did for a reason of its own.
     pub stop_reason: Option<String>,
+    /// The file that could not be written, when that stopped the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unwritable: Option<PathBuf>,
 }
 
 /// The engine's view of progress: numbers with a final answer, of all.
@@ -859,6 +881,7 @@ pub async fn execute(
         }
     }
     live.flush().map_err(write_err)?;
+    let mut live = Some(live);
     progress(done_numbers.load(Ordering::Relaxed), total);
 
     let done_before = done_numbers.load(Ordering::Relaxed);
@@ -870,13 +893,24 @@ pub async fn execute(
     let handle =
         |result: Result<(usize, Result<Vec<PartDone>, PartError>), tokio::task::JoinError>,
          outcomes: &mut Vec<Option<Vec<PartDone>>>,
-         live: &mut ResultsWriter,
-         engine_error: &mut Option<EngineError>|
-         -> Result<(), std::io::Error> {
+         live: &mut Option<ResultsWriter>,
+         engine_error: &mut Option<EngineError>| {
             match result {
                 Ok((b, Ok(parts))) => {
-                    write_batch_lines(&ctx, b, &parts, live, header.action)?;
-                    live.flush()?;
+                    // The answer is in the checkpoint: a results file that
+                    // cannot be written stops the run, and a resume writes
+                    // it from the checkpoint.
+                    if let Some(writer) = live {
+                        let written = write_batch_lines(&ctx, b, &parts, writer, header.action)
+                            .and_then(|()| writer.flush());
+                        if let Err(source) = written {
+                            *live = None;
+                            if engine_error.is_none() {
+                                *engine_error = Some(write_err(source));
+                            }
+                            let _ = ctx.halt.send(true);
+                        }
+                    }
                     done_numbers.fetch_add(ctx.plan.batches[b].len as u64, Ordering::Relaxed);
                     progress(done_numbers.load(Ordering::Relaxed), total);
                     outcomes[b] = Some(parts);
@@ -905,7 +939,6 @@ pub async fn execute(
                     let _ = ctx.halt.send(true);
                 }
             }
-            Ok(())
         };
     let mut either_wait = either.clone();
     loop {
@@ -924,7 +957,7 @@ pub async fn execute(
             (b, process_part(ctx2, b as u32, 0, len).await)
         });
         while let Some(result) = tasks.try_join_next() {
-            handle(result, &mut outcomes, &mut live, &mut engine_error).map_err(write_err)?;
+            handle(result, &mut outcomes, &mut live, &mut engine_error);
         }
     }
     if *either.borrow() {
@@ -932,26 +965,28 @@ pub async fn execute(
         let deadline = tokio::time::Instant::now() + options.grace;
         while !tasks.is_empty() {
             match tokio::time::timeout_at(deadline, tasks.join_next()).await {
-                Ok(Some(result)) => handle(result, &mut outcomes, &mut live, &mut engine_error)
-                    .map_err(write_err)?,
+                Ok(Some(result)) => handle(result, &mut outcomes, &mut live, &mut engine_error),
                 Ok(None) => break,
                 Err(_) => {
                     tasks.abort_all();
                     while let Some(result) = tasks.join_next().await {
-                        handle(result, &mut outcomes, &mut live, &mut engine_error)
-                            .map_err(write_err)?;
+                        handle(result, &mut outcomes, &mut live, &mut engine_error);
                     }
                 }
             }
         }
     } else {
         while let Some(result) = tasks.join_next().await {
-            handle(result, &mut outcomes, &mut live, &mut engine_error).map_err(write_err)?;
+            handle(result, &mut outcomes, &mut live, &mut engine_error);
         }
     }
     let send_seconds = sending.elapsed().as_secs_f64();
     let sent = done_numbers.load(Ordering::Relaxed) - done_before;
     drop(live);
+    // A file that cannot be written (a full disk) stops the run like a
+    // signal: what was answered is in the checkpoint, and a resume goes on
+    // once there is room. Any other failure is the engine's own.
+    let unwritable = engine_error.take_if(|e| e.unwritable().is_some());
     if let Some(error) = engine_error {
         return Err(error);
     }
@@ -984,12 +1019,27 @@ pub async fn execute(
         report: header.report.clone(),
         batches: ctx.plan.batches.len() as u64,
         stopped: !complete,
-        stop_reason: fatal
-            .clone()
+        stop_reason: unwritable
+            .as_ref()
+            .filter(|_| !complete)
+            .map(ToString::to_string)
+            .or_else(|| fatal.clone())
             .or_else(|| user_stopped.then(|| "stopped by a signal".to_owned())),
+        unwritable: unwritable
+            .as_ref()
+            .filter(|_| !complete)
+            .and_then(|e| e.unwritable())
+            .map(Path::to_owned),
         ..RunSummary::default()
     };
-    write_final(&ctx, &header, &outcomes, &sync_state, &mut summary)?;
+    if let Err(error) = write_final(&ctx, &header, &outcomes, &sync_state, &mut summary) {
+        match unwritable {
+            // The run is already stopping for a file it could not write;
+            // the results are written again on resume. Count without them.
+            Some(_) if !complete => count_outcomes(&ctx, &outcomes, &mut summary),
+            _ => return Err(error),
+        }
+    }
     if complete {
         ctx.journal
             .append(&Record::Finished { at: now_rfc3339() })
@@ -1005,6 +1055,66 @@ pub async fn execute(
     summary.numbers_per_minute = sent as f64 * 60.0 / send_seconds.max(0.001);
     summary.sync_pending = sync_state.pending();
     Ok(summary)
+}
+
+/// The sheet read again in order, each row asked for checked again: for
+/// the words of invalid numbers' errors, which are not kept in memory.
+struct RowsAgain {
+    sheet: Sheet,
+    chunk: Vec<RawRow>,
+    filled: usize,
+    next: usize,
+    /// The last row checked (a range's numbers share one row).
+    checked: Option<(u64, crate::validate::RowCheck)>,
+}
+
+impl RowsAgain {
+    fn open(header: &Header) -> Result<RowsAgain, SheetError> {
+        Ok(RowsAgain {
+            sheet: Sheet::open(&header.input, &header.sheet)?,
+            chunk: Vec::new(),
+            filled: 0,
+            next: 0,
+            checked: None,
+        })
+    }
+
+    /// The row found at `at` and its check, reading forward to it; `None`
+    /// when it is not there (the file changed) or cannot be read.
+    fn check(
+        &mut self,
+        at: u64,
+        rules: &crate::validate::RowRules,
+    ) -> Option<(&RawRow, &crate::validate::RowCheck)> {
+        if self.checked.as_ref().is_none_or(|(was, _)| *was != at) {
+            loop {
+                while self.next < self.filled && self.chunk[self.next].at < at {
+                    self.next += 1;
+                }
+                if self.next < self.filled {
+                    break;
+                }
+                self.next = 0;
+                self.filled = match self.sheet.read_chunk(&mut self.chunk, 256) {
+                    Ok(filled) => filled,
+                    Err(e) => {
+                        tracing::warn!("cannot read rows again for the results: {e}");
+                        0
+                    }
+                };
+                if self.filled == 0 {
+                    return None;
+                }
+            }
+            let raw = &self.chunk[self.next];
+            if raw.at != at {
+                return None;
+            }
+            self.checked = Some((at, rules.check(raw)));
+        }
+        let raw = self.chunk.get(self.next).filter(|r| r.at == at)?;
+        Some((raw, &self.checked.as_ref()?.1))
+    }
 }
 
 /// The parts of batch `b` the checkpoint answered in full, if it did.
@@ -1080,6 +1190,27 @@ fn write_batch_lines(
     Ok(())
 }
 
+/// Counts outcomes into `summary` from the answers alone, for a run whose
+/// results could not be written.
+fn count_outcomes(ctx: &Ctx, outcomes: &[Option<Vec<PartDone>>], summary: &mut RunSummary) {
+    summary.numbers = ctx.expanded.entries.len() as u64;
+    summary.invalid = (0..ctx.expanded.entries.len())
+        .filter(|&e| ctx.expanded.is_invalid(e) || ctx.expanded.entries[e].account == NO_ACCOUNT)
+        .count() as u64;
+    let (mut ok, mut failed) = (0, 0);
+    for part in outcomes.iter().flatten().flatten() {
+        let n = (part.hi - part.lo) as u64;
+        if part.ok {
+            ok += n;
+        } else {
+            failed += n;
+        }
+    }
+    summary.ok = ok;
+    summary.failed = failed;
+    summary.skipped = summary.numbers - summary.invalid - ok - failed;
+}
+
 /// Rewrites the results in input order, counting outcomes into `summary`.
 fn write_final(
     ctx: &Ctx,
@@ -1100,13 +1231,24 @@ fn write_final(
             place[e as usize] = (b as u32, k as u32);
         }
     }
-    let mut reader = match RowReader::open(&header.input, &header.sheet, ctx.sheet_header.clone()) {
-        Ok(reader) => Some(reader),
-        Err(e) => {
-            tracing::warn!("cannot read rows again for the results: {e}");
-            None
+    // The words of invalid numbers' errors are not kept in memory: their
+    // rows are read again, in order, and checked again.
+    let invalid_entries = ctx.expanded.invalid_count() > 0
+        || ctx.expanded.entries.iter().any(|e| e.account == NO_ACCOUNT);
+    let mut again = if invalid_entries {
+        match RowsAgain::open(header) {
+            Ok(again) => Some(again),
+            Err(e) => {
+                tracing::warn!("cannot read rows again for the results: {e}");
+                None
+            }
         }
+    } else {
+        None
     };
+    let rules = crate::validate::RowRules::new(&ctx.sheet_header, &header.rules).ok();
+    let duplicates =
+        invalid_entries.then(|| pipeline::DuplicateIndex::of_duplicates(&ctx.expanded));
     let stop_reason = summary.stop_reason.clone();
     let action = header.action.label();
     let mut counts = [0u64; 4];
@@ -1136,23 +1278,39 @@ fn write_final(
             let sync_text;
             let errors_text;
             if ctx.expanded.is_invalid(e) || entry.account == NO_ACCOUNT {
-                if number.is_empty() || account.is_empty() {
-                    if let Some(raw) = reader.as_mut().and_then(|r| r.read(row.at, row.row).ok()) {
-                        if number.is_empty() {
-                            number = crate::validate::number_text(&raw, &ctx.sheet_header);
-                        }
-                        if account.is_empty() {
-                            account = raw
-                                .get(&ctx.sheet_header, crate::sheet::Column::AccountName)
-                                .unwrap_or("")
-                                .to_owned();
-                        }
+                let checked = again
+                    .as_mut()
+                    .zip(rules.as_ref())
+                    .and_then(|(again, rules)| again.check(row.at, rules));
+                if let Some((raw, _)) = checked {
+                    if number.is_empty() {
+                        number = crate::validate::number_text(raw, &ctx.sheet_header);
+                    }
+                    if account.is_empty() {
+                        account = raw
+                            .get(&ctx.sheet_header, crate::sheet::Column::AccountName)
+                            .unwrap_or("")
+                            .to_owned();
                     }
                 }
                 line.outcome = Some(Outcome::Invalid);
-                if let Some((code, message)) = ctx.expanded.error_of(e) {
+                let duplicate;
+                if let Some((code, _)) = ctx.expanded.error_of(e) {
                     line.error_code = Some(code.as_str());
-                    line.error_message = Some(message);
+                    let first = match code {
+                        crate::validate::Code::Duplicate => {
+                            duplicate = duplicates
+                                .as_ref()
+                                .and_then(|d| d.finding(&ctx.expanded, e));
+                            duplicate.as_ref()
+                        }
+                        _ => checked
+                            .and_then(|(_, check)| pipeline::first_error(&ctx.expanded, e, check)),
+                    };
+                    line.error_message = Some(match first {
+                        Some(finding) => &finding.message,
+                        None => "see the validation report",
+                    });
                 }
                 counts[1] += 1;
                 line.telephone_number = &number;

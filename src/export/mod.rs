@@ -80,6 +80,18 @@ pub enum ExportError {
     },
 }
 
+impl ExportError {
+    /// The file that could not be written, when that is the trouble (a
+    /// full disk): the export can go on once there is room.
+    pub fn unwritable(&self) -> Option<&Path> {
+        match self {
+            ExportError::Write { path, .. } => Some(path),
+            ExportError::Journal(e) => e.unwritable(),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "camelCase")]
 enum Record {
@@ -477,7 +489,12 @@ pub async fn export(
         output.sync()?;
         drop(output);
         if options.format == Format::Xlsx {
-            to_xlsx(&data_path, &options.out)?;
+            if let Err(e) = to_xlsx(&data_path, &options.out) {
+                // Half a workbook is of no use; the CSV it is made from
+                // stays for the next try.
+                let _ = std::fs::remove_file(&options.out);
+                return Err(e);
+            }
             let _ = std::fs::remove_file(&data_path);
         }
         journal.append(&Record::Finished { rows }).await?;

@@ -59,10 +59,13 @@ pub struct Expanded {
     pub entries: Vec<Entry>,
     invalid: Vec<u64>,
     pub accounts: Vec<String>,
-    /// The first error of each invalid row, by row index.
-    row_errors: FxHashMap<u32, (Code, Box<str>)>,
-    /// Errors of single numbers (in ranges, and duplicates), by entry.
-    entry_errors: FxHashMap<u32, (Code, Box<str>)>,
+    /// The code of each invalid row's first error, by row index. Only the
+    /// code: a message per finding would make memory grow with the
+    /// findings; [`first_error`] finds the message again from the row.
+    row_codes: FirstCodes,
+    /// The first error of single numbers (in ranges, and duplicates), by
+    /// entry.
+    entry_codes: FirstCodes,
     /// Distinct configurations, when collected.
     pub fields: Vec<crate::record::Fields>,
     /// Index into `fields` per entry, when collected.
@@ -103,12 +106,16 @@ impl Expanded {
         self.entry_fields.get(entry).copied()
     }
 
-    /// Why entry `entry` is invalid (its first error).
-    pub fn error_of(&self, entry: usize) -> Option<(Code, &str)> {
-        self.entry_errors
-            .get(&(entry as u32))
-            .or_else(|| self.row_errors.get(&self.entries[entry].row))
-            .map(|(code, message)| (*code, &**message))
+    /// The code of entry `entry`'s first error, and whether the error is
+    /// the number's own (in a range, or a duplicate) rather than its row's.
+    pub fn error_of(&self, entry: usize) -> Option<(Code, ErrorPlace)> {
+        match self.entry_codes.get(entry) {
+            Some(code) => Some((code, ErrorPlace::Number)),
+            None => self
+                .row_codes
+                .get(self.entries[entry].row as usize)
+                .map(|code| (code, ErrorPlace::Row)),
+        }
     }
 
     /// The account name of an entry, if it has a usable one.
@@ -116,6 +123,136 @@ impl Expanded {
         self.accounts
             .get(entry.account as usize)
             .map(String::as_str)
+    }
+}
+
+/// Whose error an entry's first error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPlace {
+    /// The row's: it applies to every number of the row.
+    Row,
+    /// The number's own: one number of a range, or a duplicate.
+    Number,
+}
+
+/// The first error code of each of a sequence of things, one byte each,
+/// allocated only once something has an error.
+#[derive(Debug, Default)]
+struct FirstCodes(Vec<Option<Code>>);
+
+impl FirstCodes {
+    fn set_first(&mut self, index: usize, code: Code) {
+        if self.0.len() <= index {
+            self.0.resize(index + 1, None);
+        }
+        self.0[index].get_or_insert(code);
+    }
+
+    fn get(&self, index: usize) -> Option<Code> {
+        self.0.get(index).copied().flatten()
+    }
+}
+
+/// Which number of a row an error finding is about: the offset into the
+/// row's numbers for one number of a range, `None` for the whole row.
+fn error_offset(finding: &Finding, numbers: super::Numbers) -> Option<u64> {
+    let number = finding
+        .telephone_number
+        .strip_prefix('+')
+        .and_then(|d| d.parse::<u64>().ok());
+    match (numbers, number) {
+        (super::Numbers::Range { start, count }, Some(n)) if n >= start && n < start + count => {
+            Some(n - start)
+        }
+        _ => None,
+    }
+}
+
+/// The first error of entry `entry` of `expanded`, found again in `check`,
+/// a fresh [`RowRules::check`] of its row (the checks are deterministic,
+/// so it finds what the validation found). Duplicates are not in a row's
+/// findings: see [`DuplicateIndex`].
+pub fn first_error<'c>(
+    expanded: &Expanded,
+    entry: usize,
+    check: &'c RowCheck,
+) -> Option<&'c Finding> {
+    let (code, place) = expanded.error_of(entry)?;
+    let offset = match (place, check.numbers) {
+        (ErrorPlace::Number, super::Numbers::Range { start, .. }) => {
+            Some(expanded.entries[entry].number.checked_sub(start)?)
+        }
+        (ErrorPlace::Number, _) => return None,
+        (ErrorPlace::Row, _) => None,
+    };
+    check.findings.iter().find(|f| {
+        f.severity == Severity::Error && f.code == code && error_offset(f, check.numbers) == offset
+    })
+}
+
+/// Where every occurrence of some repeated numbers is: (number, entry)
+/// pairs sorted, 16 bytes an occurrence.
+pub struct DuplicateIndex {
+    places: Vec<(u64, u32)>,
+}
+
+impl DuplicateIndex {
+    /// The occurrences of the numbers `repeated` accepts.
+    fn new(expanded: &Expanded, repeated: impl Fn(u64) -> bool) -> DuplicateIndex {
+        let mut places: Vec<(u64, u32)> = expanded
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.number != 0 && repeated(e.number))
+            .map(|(i, e)| (e.number, i as u32))
+            .collect();
+        places.par_sort_unstable();
+        DuplicateIndex { places }
+    }
+
+    /// The occurrences of every number some entry's first error says is a
+    /// duplicate: enough to word those errors again.
+    pub fn of_duplicates(expanded: &Expanded) -> DuplicateIndex {
+        let repeated: rustc_hash::FxHashSet<u64> = (0..expanded.entries.len())
+            .filter(|&e| expanded.entry_codes.get(e) == Some(Code::Duplicate))
+            .map(|e| expanded.entries[e].number)
+            .collect();
+        DuplicateIndex::new(expanded, |n| repeated.contains(&n))
+    }
+
+    /// The duplicate finding of entry `entry`, if its number repeats.
+    pub fn finding(&self, expanded: &Expanded, entry: usize) -> Option<Finding> {
+        let number = expanded.entries[entry].number;
+        let start = self.places.partition_point(|&(n, _)| n < number);
+        let end = self.places.partition_point(|&(n, _)| n <= number);
+        let group = &self.places[start..end];
+        if group.len() < 2 {
+            return None;
+        }
+        let row_of = |e: u32| expanded.rows[expanded.entries[e as usize].row as usize].row;
+        let others: Vec<String> = group
+            .iter()
+            .filter(|&&(_, e)| e as usize != entry)
+            .map(|&(_, e)| row_of(e).to_string())
+            .collect();
+        let shown = others.len().min(20);
+        let more = if others.len() > shown {
+            format!(" and {} more", others.len() - shown)
+        } else {
+            String::new()
+        };
+        Some(Finding {
+            row: row_of(entry as u32),
+            telephone_number: format!("+{number}"),
+            severity: Severity::Error,
+            code: Code::Duplicate,
+            column: crate::sheet::Column::TelephoneNumber.heading(),
+            message: format!(
+                "+{number} is also in row{} {}{more}",
+                if others.len() == 1 { "" } else { "s" },
+                others[..shown].join(", ")
+            ),
+        })
     }
 }
 
@@ -383,29 +520,21 @@ impl Collector {
                     }
                 },
             };
-            let first_entry = self.expanded.entries.len() as u32;
+            let first_entry = self.expanded.entries.len();
             for finding in check
                 .findings
                 .iter()
                 .filter(|f| f.severity == Severity::Error)
             {
-                let number = finding
-                    .telephone_number
-                    .strip_prefix('+')
-                    .and_then(|d| d.parse::<u64>().ok());
-                let error = (finding.code, finding.message.clone().into_boxed_str());
-                match (check.numbers, number) {
-                    (super::Numbers::Range { start, count }, Some(n))
-                        if n >= start && n < start + count =>
-                    {
-                        self.expanded
-                            .entry_errors
-                            .entry(first_entry + (n - start) as u32)
-                            .or_insert(error);
-                    }
-                    _ => {
-                        self.expanded.row_errors.entry(row).or_insert(error);
-                    }
+                match error_offset(finding, check.numbers) {
+                    Some(offset) => self
+                        .expanded
+                        .entry_codes
+                        .set_first(first_entry + offset as usize, finding.code),
+                    None => self
+                        .expanded
+                        .row_codes
+                        .set_first(row as usize, finding.code),
                 }
             }
             let field_id = check
@@ -441,11 +570,11 @@ impl Collector {
         Ok(())
     }
 
-    /// Reports every occurrence of a number found more than once.
+    /// Reports every occurrence of a number found more than once, by row.
     ///
     /// Sorting the bare numbers (8 bytes each) finds which values repeat;
-    /// a second pass over the entries then finds where they are. Cheaper in
-    /// memory than sorting (number, position) pairs.
+    /// a [`DuplicateIndex`] of those then says where each is, and the
+    /// findings are made and written one at a time, in input order.
     fn duplicates(&mut self, sink: &mut dyn FnMut(&Finding) -> io::Result<()>) -> io::Result<()> {
         let mut numbers: Vec<u64> = self
             .expanded
@@ -464,59 +593,18 @@ impl Collector {
         if repeated.is_empty() {
             return Ok(());
         }
-        let mut places: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
-        for (index, entry) in self.expanded.entries.iter().enumerate() {
-            if repeated.contains(&entry.number) {
-                places.entry(entry.number).or_default().push(index as u32);
+        let index = DuplicateIndex::new(&self.expanded, |n| repeated.contains(&n));
+        for entry in 0..self.expanded.entries.len() {
+            if !repeated.contains(&self.expanded.entries[entry].number) {
+                continue;
             }
-        }
-        let mut findings = Vec::new();
-        for (number, indexes) in places {
-            let rows: Vec<u64> = indexes
-                .iter()
-                .map(|&i| self.expanded.rows[self.expanded.entries[i as usize].row as usize].row)
-                .collect();
-            for (k, &index) in indexes.iter().enumerate() {
-                let others: Vec<String> = rows
-                    .iter()
-                    .enumerate()
-                    .filter(|&(j, _)| j != k)
-                    .map(|(_, r)| r.to_string())
-                    .collect();
-                let shown = others.len().min(20);
-                let more = if others.len() > shown {
-                    format!(" and {} more", others.len() - shown)
-                } else {
-                    String::new()
-                };
-                findings.push(Finding {
-                    row: rows[k],
-                    telephone_number: format!("+{number}"),
-                    severity: Severity::Error,
-                    code: Code::Duplicate,
-                    column: crate::sheet::Column::TelephoneNumber.heading(),
-                    message: format!(
-                        "+{number} is also in row{} {}{more}",
-                        if others.len() == 1 { "" } else { "s" },
-                        others[..shown].join(", ")
-                    ),
-                });
-                self.expanded.mark_invalid(index as usize);
-                let last = findings.last().expect("just pushed");
-                self.expanded
-                    .entry_errors
-                    .entry(index)
-                    .or_insert((Code::Duplicate, last.message.clone().into_boxed_str()));
-            }
-        }
-        findings.sort_by(|a, b| {
-            a.row
-                .cmp(&b.row)
-                .then_with(|| a.telephone_number.cmp(&b.telephone_number))
-        });
-        for finding in &findings {
-            sink(finding)?;
-            self.count(finding);
+            let Some(finding) = index.finding(&self.expanded, entry) else {
+                continue;
+            };
+            self.expanded.mark_invalid(entry);
+            self.expanded.entry_codes.set_first(entry, Code::Duplicate);
+            sink(&finding)?;
+            self.count(&finding);
         }
         Ok(())
     }
