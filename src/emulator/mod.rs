@@ -254,6 +254,22 @@ impl App {
         self.local_addr.get().copied().unwrap_or(self.config.listen)
     }
 
+    /// `scheme://host:port` as the client reached the emulator (its `Host`),
+    /// for the links it hands out.
+    pub fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.local_addr().to_string());
+        format!("{scheme}://{host}")
+    }
+
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {
         self.config.allowed_ips.is_empty()
             || self.config.allowed_ips.iter().any(|net| net.contains(ip))
@@ -335,17 +351,7 @@ async fn token(
             _ => {}
         }
     }
-    let scheme = if app.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| app.local_addr().to_string());
-    let endpoint = format!("{scheme}://{host}/{tenant}/oauth2/v2.0/token");
+    let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", app.base_url(&headers));
     match issuer.token(&tenant, &request, &endpoint) {
         Ok(response) => {
             app.store().counters.tokens_issued += 1;
@@ -353,6 +359,41 @@ async fn token(
         }
         Err((status, error)) => (status, axum::Json(error)).into_response(),
     }
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration` (and the v1
+/// `/{tenant}/.well-known/openid-configuration`): what MSAL reads before
+/// it asks for a token.
+async fn openid_configuration(
+    State(app): State<Arc<App>>,
+    AxumPath(tenant): AxumPath<String>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(issuer) = &app.issuer else {
+        return no_auth();
+    };
+    let v1 = !uri.path().contains("/v2.0/");
+    axum::Json(issuer.openid_configuration(&app.base_url(&headers), &tenant, v1)).into_response()
+}
+
+/// `GET /{tenant}/discovery/v2.0/keys`: the keys that sign its tokens.
+async fn jwks(State(app): State<Arc<App>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &app.issuer {
+        Some(issuer) => axum::Json(issuer.jwks()).into_response(),
+        None => no_auth(),
+    }
+}
+
+fn no_auth() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    error::ApiError::not_found(
+        "NotFound",
+        "the emulator runs without authentication (--auth none)",
+    )
+    .into_response()
 }
 
 async fn managed_identity(
@@ -443,6 +484,16 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(acs)
         .route("/_emulator/stats", get(stats))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+        .route("/{tenant}/discovery/keys", get(jwks))
         .route("/msi/token", get(managed_identity))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(guard::BODY_LIMIT))
