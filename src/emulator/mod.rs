@@ -15,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod paging;
+pub mod prefixed;
 pub mod repeat;
 pub mod rules;
 pub mod seed;
@@ -166,6 +167,9 @@ pub struct EmulatorConfig {
     pub allowed_ips: Vec<IpNet>,
     /// The Azure Communication Services number search API.
     pub acs: acs::AcsConfig,
+    /// How long a client may take to send a request's headers (and, on a
+    /// new connection, its TLS handshake) before the connection is closed.
+    pub header_timeout: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -189,6 +193,7 @@ impl Default for EmulatorConfig {
             tls: None,
             allowed_ips: Vec::new(),
             acs: acs::AcsConfig::default(),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -607,7 +612,13 @@ impl Emulator {
         let (shutdown, stop) = watch::channel(false);
         let router = router(app.clone());
         let acceptor = tls.map(|config| tokio_rustls::TlsAcceptor::from(Arc::new(config)));
-        let server = tokio::spawn(serve(listener, router, acceptor, stop.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            acceptor,
+            app.config.header_timeout,
+            stop.clone(),
+        ));
         let saver = app
             .config
             .state
@@ -686,6 +697,7 @@ async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -708,10 +720,13 @@ async fn serve(
                 request.extensions_mut().insert(guard::PeerAddr(peer));
                 let router = router.clone();
                 async move {
-                    let response = router
-                        .oneshot(request.map(axum::body::Body::new))
-                        .await
-                        .unwrap_or_else(|never| match never {});
+                    let response = match guard::uri_too_long(request.uri()) {
+                        Some(refusal) => refusal,
+                        None => router
+                            .oneshot(request.map(axum::body::Body::new))
+                            .await
+                            .unwrap_or_else(|never| match never {}),
+                    };
                     if response
                         .extensions()
                         .get::<guard::DropConnection>()
@@ -732,23 +747,44 @@ async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // Without a timer hyper waits for headers for ever: a client
+            // that never finishes them would pin the connection.
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             match tls {
                 None => {
+                    let Some(stream) = prefixed::first_line(stream, header_timeout).await else {
+                        return;
+                    };
                     let conn = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
                     let _ = watcher.watch(conn).await;
                 }
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => {
-                        let conn = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .into_owned();
-                        let _ = watcher.watch(conn).await;
-                    }
-                    Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
-                },
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!("TLS handshake with {peer} failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake with {peer} timed out");
+                                return;
+                            }
+                        };
+                    let Some(stream) = prefixed::first_line(stream, header_timeout).await else {
+                        return;
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
             }
         });
     }
