@@ -175,14 +175,15 @@ async fn guarded(app: &App, request: Request, next: Next) -> Result<Response, Ap
     let body = axum::body::to_bytes(body, super::guard::BODY_LIMIT)
         .await
         .map_err(|e| bad_request(format!("cannot read the body: {e}")))?;
+    if let Err(error) = authenticate(app, &parts, &body) {
+        app.acs().counters.unauthorized += 1;
+        return Err(error);
+    }
+    // As Azure services do: who is asking first (401), then what (415).
     if !body.is_empty() {
         if let Some(error) = super::guard::media_type_error(&parts.headers) {
             return Err(error);
         }
-    }
-    if let Err(error) = authenticate(app, &parts, &body) {
-        app.acs().counters.unauthorized += 1;
-        return Err(error);
     }
     Ok(next.run(Request::from_parts(parts, Body::from(body))).await)
 }

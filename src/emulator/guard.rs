@@ -171,9 +171,6 @@ async fn guarded(app: &App, request: Request, next: Next) -> Result<Response, Ap
         }
     }
     check_api_version(request.uri().query())?;
-    if let Some(error) = unsupported_media_type(request.headers()) {
-        return Err(error);
-    }
     if let Some(issuer) = &app.issuer {
         let authorization = request
             .headers()
@@ -190,6 +187,10 @@ async fn guarded(app: &App, request: Request, next: Next) -> Result<Response, Ap
             }
             return Err(error);
         }
+    }
+    // Who is asking first (401, 403), then what (415).
+    if let Some(error) = unsupported_media_type(request.headers()) {
+        return Err(error);
     }
     if let Some(limiter) = &app.limiter {
         if let Err(not_until) = limiter.check() {
