@@ -6,6 +6,7 @@
 //!                  --client ID:SECRET:ROLES...] [--fault-rate P]
 //!                  [--drop-after-commit-rate P] [--latency MS] [--tls-self-signed CA.pem]
 //!                  [--acs-access-key BASE64] [--acs-stock N] [--acs-out-of-stock AREA,...]
+//!                  [--header-timeout 10s]
 //! ```
 //!
 //! The first line on stdout is exactly `listening on http://HOST:PORT`.
