@@ -1038,3 +1038,710 @@ async fn ip_allowlist_refuses_other_addresses() {
         .contains("127.0.0.1"));
     emulator.stop().await.unwrap();
 }
+
+/// The documented output fields are present with their documented defaults.
+fn assert_provisioning_fields(body: &Value, status: &str, what: &str) {
+    let object = body.as_object().unwrap_or_else(|| panic!("{what}: {body}"));
+    assert_eq!(
+        object.get("serviceProvisioningStatus"),
+        Some(&json!(status)),
+        "{what}: {body}"
+    );
+    assert!(
+        object.contains_key("serviceProvisioningErrors"),
+        "{what}: serviceProvisioningErrors is missing: {body}"
+    );
+    if status != "failed" {
+        assert!(
+            body["serviceProvisioningErrors"].is_null(),
+            "{what}: {body}"
+        );
+    }
+}
+
+/// The error shape: a status, `x-ms-error-code`, and `{ error: { code,
+/// message, target } }`.
+fn assert_error(
+    (status, headers, body): &(StatusCode, reqwest::header::HeaderMap, Value),
+    expected: StatusCode,
+    code: &str,
+) {
+    assert_eq!(*status, expected, "{body}");
+    assert_eq!(headers["x-ms-error-code"], code, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    keys
+}
+
+/// Every example of the Provisioning API documentation, field by field.
+#[tokio::test(flavor = "multi_thread")]
+async fn documented_shapes_field_by_field() {
+    let emulator = start(EmulatorConfig {
+        seed: SeedSource::Demo,
+        ..quick()
+    })
+    .await;
+    let api = Api::new(&emulator);
+
+    // Account for Direct Routing: configuration, callScreening's default,
+    // subdomainStatus, numberCount, and the provisioning fields though
+    // nothing syncs.
+    let (status, _, body) = api
+        .put(
+            "/accounts/shape-dr",
+            json!({ "correlationId": "crm-1", "serviceDetails": { "teamsDirectRouting": { "enabled": true, "configuration": { "subdomain": "shapedr", "subdomainTokens": { "region1Token": "t1", "region2Token": "t2" } } } } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        keys(&body),
+        [
+            "correlationId",
+            "name",
+            "serviceDetails",
+            "serviceProvisioningErrors",
+            "serviceProvisioningStatus"
+        ]
+    );
+    assert_eq!(body["name"], "shape-dr");
+    assert_eq!(body["correlationId"], "crm-1");
+    let dr = &body["serviceDetails"]["teamsDirectRouting"];
+    assert_eq!(dr["enabled"], true);
+    assert_eq!(dr["configuration"]["callScreening"], true);
+    assert_eq!(dr["configuration"]["subdomain"], "shapedr");
+    assert_eq!(
+        dr["configuration"]["subdomainTokens"],
+        json!({ "region1Token": "t1", "region2Token": "t2" })
+    );
+    assert_eq!(dr["subdomainStatus"], "notProvisioned");
+    assert_eq!(dr["numberCount"], 0);
+    assert_provisioning_fields(&body, "synced", "a Direct Routing account");
+
+    // Operator Connect without sync, then with it.
+    let (_, _, body) = api
+        .put(
+            "/accounts/shape-oc-nosync",
+            json!({ "serviceDetails": { "teamsTenantId": "t-1", "teamsOperatorConnect": { "enabled": true, "syncEnabled": false } } }),
+        )
+        .await;
+    assert_provisioning_fields(&body, "synced", "an account whose sync is off");
+    assert_eq!(
+        body["serviceDetails"]["teamsOperatorConnect"],
+        json!({ "enabled": true, "syncEnabled": false, "numberCount": 0 })
+    );
+    assert_eq!(body["serviceDetails"]["teamsTenantId"], "t-1");
+    let (_, _, body) = api.put("/accounts/shape-oc", oc_account()).await;
+    assert_provisioning_fields(&body, "pending", "a syncing account, just written");
+
+    // Numbers: Direct Routing only, and Operator Connect without an
+    // assignmentStatus (the default shows) choosing Mobile, which Operator
+    // Connect does not have.
+    let (status, _, body) = api
+        .put(
+            "/accounts/shape-dr/numbers/+14255550111",
+            json!({ "serviceDetails": { "teamsDirectRouting": { "enabled": true } }, "configuration": { "customSipHeader": "trunk-1" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        keys(&body),
+        [
+            "accountName",
+            "configuration",
+            "serviceDetails",
+            "serviceProvisioningErrors",
+            "serviceProvisioningStatus",
+            "telephoneNumber"
+        ]
+    );
+    assert_eq!(body["telephoneNumber"], "+14255550111");
+    assert_eq!(body["accountName"], "shape-dr");
+    assert_eq!(
+        body["serviceDetails"],
+        json!({ "teamsDirectRouting": { "enabled": true } })
+    );
+    assert_eq!(
+        body["configuration"],
+        json!({ "customSipHeader": "trunk-1" })
+    );
+    assert_provisioning_fields(&body, "synced", "a Direct Routing number");
+    let mut number = oc_number("CallingUserAssignment");
+    let oc = &mut number["serviceDetails"]["teamsOperatorConnect"];
+    oc.as_object_mut().unwrap().remove("assignmentStatus");
+    oc["configuration"]["choosableCapabilities"] = json!(["InboundCalling", "Mobile"]);
+    oc["configuration"]["civicAddressId"] = json!("civic-1");
+    oc["configuration"]["locationId"] = json!("loc-1");
+    oc["configuration"]["displayedCountryCode"] = json!("GB");
+    let (_, _, body) = api
+        .put("/accounts/shape-oc/numbers/+442079460111", number)
+        .await;
+    assert_provisioning_fields(&body, "pending", "a syncing number, just written");
+    let oc = &body["serviceDetails"]["teamsOperatorConnect"];
+    assert_eq!(oc["enabled"], true);
+    assert_eq!(oc["assignmentStatus"], "unassigned");
+    assert_eq!(oc["configuration"]["usage"], "CallingUserAssignment");
+    assert_eq!(oc["configuration"]["civicAddressId"], "civic-1");
+    assert_eq!(oc["configuration"]["locationId"], "loc-1");
+    assert_eq!(oc["configuration"]["displayedCountryCode"], "GB");
+    assert_eq!(oc["configuration"]["allowTenantAddressUpdate"], true);
+    assert_eq!(oc["configuration"]["acquiredCapabilities"], json!([]));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, _, body) = api.get("/accounts/shape-oc/numbers/+442079460111").await;
+    assert_provisioning_fields(&body, "synced", "a synced number");
+    let config = &body["serviceDetails"]["teamsOperatorConnect"]["configuration"];
+    assert_eq!(
+        config["availableCapabilities"],
+        json!(["InboundCalling", "OutboundCalling"])
+    );
+    assert_eq!(config["acquiredCapabilities"], json!(["InboundCalling"]));
+    let (_, _, body) = api.get("/accounts/shape-oc").await;
+    assert_provisioning_fields(&body, "synced", "a synced account");
+    assert_eq!(
+        body["serviceDetails"]["teamsOperatorConnect"]["numberCount"],
+        1
+    );
+
+    // RFIs, and customerRelationship.status as a free string: the
+    // documentation's own example.
+    let (_, _, body) = api.get("/teamsRequestsForInformation").await;
+    let rfi = &body["value"][0];
+    for field in [
+        "id",
+        "tenantId",
+        "accountName",
+        "productContext",
+        "operatorId",
+        "status",
+        "consentedOn",
+        "lastModifiedOn",
+        "consentedCountries",
+        "contacts",
+        "customerRelationship",
+    ] {
+        assert!(rfi.get(field).is_some(), "{field} missing from {rfi}");
+    }
+    assert_provisioning_fields(rfi, "synced", "an RFI in a list");
+    assert_eq!(
+        keys(&rfi["contacts"][0]),
+        [
+            "companyName",
+            "companySize",
+            "email",
+            "fullName",
+            "telephoneNumber"
+        ]
+    );
+    let tenant = rfi["tenantId"].as_str().unwrap().to_owned();
+    let path = format!("/teamsRequestsForInformation/{tenant}");
+    let (status, _, body) = api
+        .send(
+            Method::PATCH,
+            &path,
+            Some(json!({ "customerRelationship": { "status": "new status", "comment": "new comment" } })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["customerRelationship"]["status"], "new status");
+    assert_eq!(body["customerRelationship"]["comment"], "new comment");
+    assert!(body["customerRelationship"]["lastModifiedOn"].is_string());
+    assert_provisioning_fields(&body, "synced", "a patched RFI");
+    let (_, _, body) = api.get(&path).await;
+    assert_eq!(body["customerRelationship"]["status"], "new status");
+    assert_provisioning_fields(&body, "synced", "an RFI");
+
+    // Civic addresses and their locations.
+    let (_, _, body) = api.get("/accounts/contoso/teamsCivicAddresses").await;
+    let address = &body["value"][0];
+    for field in [
+        "id",
+        "country",
+        "houseNumber",
+        "streetName",
+        "cityOrTown",
+        "postalOrZipCode",
+        "description",
+        "companyName",
+        "defaultLocationId",
+        "validationStatus",
+        "tenantId",
+        "partnerId",
+        "locations",
+    ] {
+        assert!(
+            address.get(field).is_some(),
+            "{field} missing from {address}"
+        );
+    }
+    assert_eq!(
+        keys(&address["locations"][0]),
+        ["civicAddressId", "description", "id", "isDefault"]
+    );
+
+    // Capability plans and available capabilities.
+    let (_, _, body) = api
+        .send(
+            Method::POST,
+            "/accounts/shape-oc:getTeamsCapabilityPlans",
+            None,
+            &[],
+        )
+        .await;
+    for plan in body["capabilityPlans"].as_array().unwrap() {
+        assert_eq!(
+            keys(plan),
+            [
+                "choosableCapabilities",
+                "mandatoryCapabilities",
+                "name",
+                "offerTypes",
+                "supportsTollFree",
+                "usage"
+            ]
+        );
+    }
+    let (_, _, body) = api
+        .send(
+            Method::POST,
+            "/accounts/shape-oc:getTeamsAvailableCapabilities",
+            Some(json!({ "numbers": [{ "telephoneNumber": "+442079460111" }] })),
+            &[],
+        )
+        .await;
+    assert_eq!(keys(&body), ["availableCapabilities"]);
+
+    // List pages: value, nextLink, and the count when asked for.
+    let (_, headers, body) = api.get("/accounts?maxpagesize=2&countRecords=true").await;
+    assert_eq!(keys(&body), ["nextLink", "value"]);
+    assert_eq!(body["value"].as_array().unwrap().len(), 2);
+    assert!(body["nextLink"].as_str().unwrap().starts_with(&api.base));
+    assert!(headers.contains_key("x-ms-record-count"));
+    for account in body["value"].as_array().unwrap() {
+        assert_provisioning_fields(account, "synced", "an account in a list");
+    }
+    let (_, _, body) = api.get("/accounts/shape-dr/numbers").await;
+    assert_eq!(keys(&body), ["value"]);
+    assert_provisioning_fields(&body["value"][0], "synced", "a number in a list");
+
+    // The error shape.
+    let error = api.get("/accounts/nobody").await;
+    assert_error(&error, StatusCode::NOT_FOUND, "AccountNotFound");
+    assert_eq!(error.2["error"]["target"], "accountName");
+    emulator.stop().await.unwrap();
+}
+
+/// A strong ETag changes exactly when the representation does: with sync
+/// status and numberCount, not only with writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn etags_change_exactly_when_the_representation_does() {
+    let emulator = start(quick()).await;
+    let api = Api::new(&emulator);
+    let (_, headers, body) = api.put("/accounts/e", oc_account()).await;
+    assert_eq!(body["serviceProvisioningStatus"], "pending");
+    let pending = headers["etag"].to_str().unwrap().to_owned();
+    // While nothing changes: the same ETag, and 304.
+    let (_, headers, _) = api.get("/accounts/e").await;
+    assert_eq!(headers["etag"].to_str().unwrap(), pending);
+    let (status, _, _) = api
+        .send(
+            Method::GET,
+            "/accounts/e",
+            None,
+            &[("If-None-Match", &pending)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    // Synced: the body changed, so the ETag did.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, headers, body) = api
+        .send(
+            Method::GET,
+            "/accounts/e",
+            None,
+            &[("If-None-Match", &pending)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["serviceProvisioningStatus"], "synced");
+    let synced = headers["etag"].to_str().unwrap().to_owned();
+    assert_ne!(synced, pending);
+    let (status, _, _) = api
+        .send(
+            Method::GET,
+            "/accounts/e",
+            None,
+            &[("If-None-Match", &synced)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    // A write against what was read before the sync is refused.
+    let (status, _, _) = api
+        .send(
+            Method::PUT,
+            "/accounts/e",
+            Some(oc_account()),
+            &[("If-Match", &pending)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    // numberCount changes with a number added elsewhere.
+    let (status, _, body) = api
+        .put(
+            "/accounts/e/numbers/+442079460200",
+            oc_number("ConferenceAssignment"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let number_pending = api.get("/accounts/e/numbers/+442079460200").await.1["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (status, headers, body) = api
+        .send(
+            Method::GET,
+            "/accounts/e",
+            None,
+            &[("If-None-Match", &synced)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["serviceDetails"]["teamsOperatorConnect"]["numberCount"],
+        1
+    );
+    assert_ne!(headers["etag"].to_str().unwrap(), synced);
+    // A number's ETag changes when its sync ends.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, headers, body) = api
+        .send(
+            Method::GET,
+            "/accounts/e/numbers/+442079460200",
+            None,
+            &[("If-None-Match", &number_pending)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["serviceProvisioningStatus"], "synced");
+    assert_ne!(headers["etag"].to_str().unwrap(), number_pending);
+    // An RFI's ETag changes with a PATCH and is kept by reads.
+    let emulator_demo = start(EmulatorConfig {
+        seed: SeedSource::Demo,
+        ..quick()
+    })
+    .await;
+    let demo = Api::new(&emulator_demo);
+    let (_, _, list) = demo.get("/teamsRequestsForInformation").await;
+    let path = format!(
+        "/teamsRequestsForInformation/{}",
+        list["value"][0]["tenantId"].as_str().unwrap()
+    );
+    let before = demo.get(&path).await.1["etag"].to_str().unwrap().to_owned();
+    assert_eq!(demo.get(&path).await.1["etag"].to_str().unwrap(), before);
+    let (_, headers, _) = demo
+        .send(
+            Method::PATCH,
+            &path,
+            Some(json!({ "customerRelationship": { "status": "in talks" } })),
+            &[("If-Match", &before)],
+        )
+        .await;
+    assert_ne!(headers["etag"].to_str().unwrap(), before);
+    emulator_demo.stop().await.unwrap();
+    emulator.stop().await.unwrap();
+}
+
+/// Rewriting an account with its Direct Routing setup unchanged keeps its
+/// subdomain provisioned; changing the subdomain starts again.
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_routing_status_survives_unrelated_writes() {
+    let emulator = start(quick()).await;
+    let api = Api::new(&emulator);
+    let account = |correlation: &str, subdomain: &str| json!({ "correlationId": correlation, "serviceDetails": { "teamsDirectRouting": { "enabled": true, "configuration": { "subdomain": subdomain, "subdomainTokens": { "region1Token": "a", "region2Token": "b" } } } } });
+    api.put("/accounts/dr", account("one", "sub1")).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, headers, body) = api.get("/accounts/dr").await;
+    let status = |body: &Value| {
+        body["serviceDetails"]["teamsDirectRouting"]["subdomainStatus"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(status(&body), "provisioned");
+    let provisioned = headers["etag"].to_str().unwrap().to_owned();
+    // The same body again: nothing changes, ETag included.
+    let (_, headers, body) = api.put("/accounts/dr", account("one", "sub1")).await;
+    assert_eq!(status(&body), "provisioned");
+    assert_eq!(headers["etag"].to_str().unwrap(), provisioned);
+    // Another field: still provisioned.
+    let (_, _, body) = api.put("/accounts/dr", account("two", "sub1")).await;
+    assert_eq!(status(&body), "provisioned");
+    // Another subdomain: provisioned again from now.
+    let (_, _, body) = api.put("/accounts/dr", account("two", "sub2")).await;
+    assert_eq!(status(&body), "notProvisioned");
+    emulator.stop().await.unwrap();
+}
+
+/// Over-long fields get 400 with the field as target and a short message.
+#[tokio::test(flavor = "multi_thread")]
+async fn over_long_ids_and_strings_are_refused() {
+    let emulator = start(EmulatorConfig {
+        seed: SeedSource::Demo,
+        ..quick()
+    })
+    .await;
+    let api = Api::new(&emulator);
+    let long = |n: usize| "x".repeat(n);
+
+    // The 102,908-character locationId the issue saw accepted.
+    let mut number = oc_number("CallingUserAssignment");
+    number["serviceDetails"]["teamsOperatorConnect"]["configuration"]["locationId"] =
+        json!(long(102_908));
+    let refused = api
+        .put("/accounts/contoso/numbers/+442079460300", number)
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "InvalidRequestBody");
+    assert_eq!(
+        refused.2["error"]["target"],
+        "serviceDetails.teamsOperatorConnect.configuration.locationId"
+    );
+    assert!(refused.2.to_string().len() < 2000, "a short answer");
+    assert_eq!(emulator.stats().numbers, 0);
+
+    let number_with = |path: &str, value: Value| {
+        let mut number = oc_number("CallingUserAssignment");
+        let mut at = &mut number;
+        let parts: Vec<&str> = path.split('.').collect();
+        for part in &parts[..parts.len() - 1] {
+            at = &mut at[*part];
+        }
+        at[parts[parts.len() - 1]] = value;
+        number
+    };
+    for (path, value) in [
+        (
+            "serviceDetails.teamsOperatorConnect.configuration.civicAddressId",
+            json!(long(257)),
+        ),
+        (
+            "serviceDetails.teamsOperatorConnect.configuration.choosableCapabilities",
+            json!(vec!["InboundCalling"; 11]),
+        ),
+        ("configuration", json!({ "customSipHeader": long(101) })),
+    ] {
+        let target = if path == "configuration" {
+            "configuration.customSipHeader"
+        } else {
+            path
+        };
+        let refused = api
+            .put(
+                "/accounts/contoso/numbers/+442079460301",
+                number_with(path, value),
+            )
+            .await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, "InvalidRequestBody");
+        assert_eq!(refused.2["error"]["target"], target, "{}", refused.2);
+    }
+    // A telephone number of 17 characters, in a batch.
+    let mut too_long = oc_number("CallingUserAssignment");
+    too_long["telephoneNumber"] = json!("+1234567890123456");
+    let refused = api
+        .send(
+            Method::POST,
+            "/accounts/contoso:createOrUpdateNumbers",
+            Some(json!({ "numbers": [too_long] })),
+            &[],
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "InvalidRequestBody");
+    assert_eq!(refused.2["error"]["target"], "numbers[0].telephoneNumber");
+
+    // Accounts: name, correlationId, teamsTenantId, subdomain, tokens.
+    let refused = api
+        .put(
+            &format!("/accounts/{}", long(101)),
+            json!({ "serviceDetails": { "teamsDirectRouting": { "enabled": true } } }),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "InvalidRequestBody");
+    assert_eq!(refused.2["error"]["target"], "name");
+    for (account, target) in [
+        (
+            json!({ "correlationId": long(101), "serviceDetails": {} }),
+            "correlationId",
+        ),
+        (
+            json!({ "serviceDetails": { "teamsTenantId": long(257) } }),
+            "serviceDetails.teamsTenantId",
+        ),
+        (
+            json!({ "serviceDetails": { "teamsDirectRouting": { "enabled": true, "configuration": { "subdomain": long(11) } } } }),
+            "serviceDetails.teamsDirectRouting.configuration.subdomain",
+        ),
+        (
+            json!({ "serviceDetails": { "teamsDirectRouting": { "enabled": false, "configuration": { "subdomainTokens": { "region1Token": long(101) } } } } }),
+            "serviceDetails.teamsDirectRouting.configuration.subdomainTokens.region1Token",
+        ),
+    ] {
+        let refused = api.put("/accounts/long-fields", account).await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, "InvalidRequestBody");
+        assert_eq!(refused.2["error"]["target"], target, "{}", refused.2);
+    }
+
+    // RFIs: status, comment, ticket id.
+    let (_, _, list) = api.get("/teamsRequestsForInformation").await;
+    let path = format!(
+        "/teamsRequestsForInformation/{}",
+        list["value"][0]["tenantId"].as_str().unwrap()
+    );
+    for (relationship, target) in [
+        (
+            json!({ "status": long(257) }),
+            "customerRelationship.status",
+        ),
+        (
+            json!({ "status": "x", "comment": long(1001) }),
+            "customerRelationship.comment",
+        ),
+        (
+            json!({ "status": "x", "ticketId": long(65) }),
+            "customerRelationship.ticketId",
+        ),
+    ] {
+        let refused = api
+            .send(
+                Method::PATCH,
+                &path,
+                Some(json!({ "customerRelationship": relationship })),
+                &[],
+            )
+            .await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, "InvalidRequestBody");
+        assert_eq!(refused.2["error"]["target"], target, "{}", refused.2);
+    }
+    emulator.stop().await.unwrap();
+}
+
+/// 415 for a body that is not JSON, 414 for an over-long URL, and a
+/// connection whose headers never finish is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn media_types_long_urls_and_slow_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emulator = start(EmulatorConfig {
+        header_timeout: Duration::from_millis(500),
+        ..quick()
+    })
+    .await;
+    let api = Api::new(&emulator);
+    let account = r#"{"serviceDetails":{"teamsDirectRouting":{"enabled":true}}}"#;
+    for content_type in [Some("text/plain"), None] {
+        let mut request = api.http.put(api.url("/accounts/typed")).body(account);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            response.headers()["x-ms-error-code"],
+            "UnsupportedMediaType"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "UnsupportedMediaType");
+    }
+    let response = api
+        .http
+        .put(api.url("/accounts/typed"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(emulator.stats().accounts, 1);
+    // The search API too.
+    let response = api
+        .http
+        .post(format!(
+            "{}/availablePhoneNumbers/countries/US/:search?api-version=2022-12-01",
+            api.base
+        ))
+        .header("content-type", "text/plain")
+        .body(r#"{"phoneNumberType":"tollFree","assignmentType":"application","capabilities":{"calling":"none","sms":"inbound"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // A 1 MB URL on a new connection (HTTP clients refuse to send one: by
+    // hand), and a 20 KB one on a reused one.
+    let host = emulator.addr.to_string();
+    let request = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n\r\n").into_bytes();
+    let stream = tokio::net::TcpStream::connect(emulator.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let huge = request(&format!("/accounts?x={}&{V}", "a".repeat(1 << 20)));
+    let sender = tokio::spawn(async move {
+        let _ = writer.write_all(&huge).await;
+        writer
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut answer)).await;
+    drop(sender.await);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    assert!(answer.contains("x-ms-error-code: UriTooLong"), "{answer}");
+    assert!(
+        answer.contains(r#"{"error":{"code":"UriTooLong""#),
+        "{answer}"
+    );
+    let mut stream = tokio::net::TcpStream::connect(emulator.addr).await.unwrap();
+    stream
+        .write_all(&request(&format!("/accounts?{V}")))
+        .await
+        .unwrap();
+    stream
+        .write_all(&request(&format!("/accounts?x={}&{V}", "a".repeat(20_000))))
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            answers.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&answers).contains("UriTooLong\"") {
+                break;
+            }
+        }
+    })
+    .await;
+    let answers = String::from_utf8_lossy(&answers);
+    assert!(answers.starts_with("HTTP/1.1 200"), "{answers}");
+    assert!(answers.contains("HTTP/1.1 414"), "{answers}");
+
+    // Headers that never finish, and a connection that sends nothing:
+    // both closed after the header time-out.
+    for opening in [
+        format!("GET /accounts?{V} HTTP/1.1\r\nhost: {host}\r\n"),
+        String::new(),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(emulator.addr).await.unwrap();
+        stream.write_all(opening.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the connection is still open after 5 s");
+        assert!(started.elapsed() >= Duration::from_millis(400));
+    }
+    emulator.stop().await.unwrap();
+}

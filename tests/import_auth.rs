@@ -255,7 +255,13 @@ fn a_rotated_key_gets_one_fresh_token_and_the_run_goes_on() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    // Once the client holds a token (a write went through), restart. A
+    // fixed sleep raced a slow start on a busy machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.stats().counters.writes_applied == 0 {
+        assert!(std::time::Instant::now() < deadline, "no write arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // A restart signs with a new key: the token the client holds no longer
     // verifies, though it has not expired.
     server.stop();

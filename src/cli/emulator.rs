@@ -6,6 +6,7 @@
 //!                  --client ID:SECRET:ROLES...] [--fault-rate P]
 //!                  [--drop-after-commit-rate P] [--latency MS] [--tls-self-signed CA.pem]
 //!                  [--acs-access-key BASE64] [--acs-stock N] [--acs-out-of-stock AREA,...]
+//!                  [--header-timeout 10s]
 //! ```
 //!
 //! The first line on stdout is exactly `listening on http://HOST:PORT`.
@@ -84,6 +85,11 @@ pub struct EmulatorArgs {
     /// How long backend sync takes before a pending resource is synced or failed
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, help_heading = "Emulator")]
     pub sync_delay: Duration,
+
+    /// How long a client may take to send a request's headers (and a new
+    /// connection's TLS handshake) before the connection is closed
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Emulator")]
+    pub header_timeout: Duration,
 
     /// How long repeatability ids are remembered
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration, help_heading = "Emulator")]
@@ -258,6 +264,9 @@ pub fn parse_rate(text: &str) -> Result<RateLimit, String> {
 
 impl EmulatorArgs {
     pub fn config(&self, listen: SocketAddr) -> anyhow::Result<EmulatorConfig> {
+        if self.header_timeout.is_zero() {
+            anyhow::bail!("--header-timeout must be longer than 0");
+        }
         let access_key = match (&self.acs_access_key, &self.acs_access_key_file) {
             (Some(key), _) => Some(key.0.clone()),
             (None, Some(path)) => {
@@ -320,6 +329,7 @@ impl EmulatorArgs {
                 operation_delay: self.acs_operation_delay,
                 reservation: self.acs_reservation,
             },
+            header_timeout: self.header_timeout,
             ..EmulatorConfig::default()
         })
     }

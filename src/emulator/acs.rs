@@ -32,6 +32,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+/// The api-versions served. 2025-06-01 (the default of the 1.4 SDKs) is
+/// accepted because its search and purchase shapes are those of
+/// 2022-12-01 plus optional fields (`agreeToNotResell` in a purchase,
+/// `isAgreementToNotResellRequired` in a search result).
+pub const API_VERSIONS: [&str; 2] = [API_VERSION, "2025-06-01"];
+
+/// The api-version a request came with, for the links in its answer.
+#[derive(Debug, Clone)]
+pub struct RequestedVersion(pub String);
+
 /// The audience of Entra ID tokens for Azure Communication Services.
 pub const AUDIENCE: &str = "https://communication.azure.com";
 
@@ -143,26 +153,37 @@ async fn guarded(app: &App, request: Request, next: Next) -> Result<Response, Ap
     let version = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "api-version")
         .map(|(_, v)| v.into_owned());
-    match version.as_deref() {
-        Some(API_VERSION) => {}
+    let version = match version {
+        Some(v) if API_VERSIONS.contains(&v.as_str()) => v,
         Some(other) => {
             return Err(bad_request(format!(
-                "api-version '{other}' is not supported; supported: {API_VERSION}"
-            )))
+                "api-version '{other}' is not supported; supported: {}",
+                API_VERSIONS.join(", ")
+            ))
+            .target("api-version"))
         }
         None => {
             return Err(bad_request(format!(
-                "the api-version query parameter is required ({API_VERSION})"
-            )))
+                "the api-version query parameter is required ({})",
+                API_VERSIONS.join(" or ")
+            ))
+            .target("api-version"))
         }
-    }
-    let (parts, body) = request.into_parts();
+    };
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(RequestedVersion(version));
     let body = axum::body::to_bytes(body, super::guard::BODY_LIMIT)
         .await
         .map_err(|e| bad_request(format!("cannot read the body: {e}")))?;
     if let Err(error) = authenticate(app, &parts, &body) {
         app.acs().counters.unauthorized += 1;
         return Err(error);
+    }
+    // As Azure services do: who is asking first (401), then what (415).
+    if !body.is_empty() {
+        if let Some(error) = super::guard::media_type_error(&parts.headers) {
+            return Err(error);
+        }
     }
     Ok(next.run(Request::from_parts(parts, Body::from(body))).await)
 }
@@ -372,7 +393,7 @@ impl AcsState {
                 id: id.to_owned(),
                 operation_type: pending.operation_type.to_owned(),
                 status: status.as_str().to_owned(),
-                resource_location: pending.resource_location.clone().filter(|_| done),
+                resource_location: pending.resource_location.clone(),
                 created_date_time: iso(pending.created),
                 last_action_date_time: Some(iso(if done {
                     pending.created + delay.as_millis() as u64
@@ -386,10 +407,10 @@ impl AcsState {
     }
 }
 
-fn accepted(operation: &str, extra: &[(&'static str, String)]) -> Response {
+fn accepted(operation: &str, version: &str, extra: &[(&'static str, String)]) -> Response {
     let mut response = StatusCode::ACCEPTED.into_response();
     let headers = response.headers_mut();
-    let location = format!("/phoneNumbers/operations/{operation}?api-version={API_VERSION}");
+    let location = format!("/phoneNumbers/operations/{operation}?api-version={version}");
     for (name, value) in [
         ("operation-location", location),
         ("operation-id", operation.to_owned()),
@@ -408,15 +429,21 @@ fn accepted(operation: &str, extra: &[(&'static str, String)]) -> Response {
 pub async fn search(
     State(app): State<Arc<App>>,
     Path(country): Path<String>,
+    axum::Extension(RequestedVersion(version)): axum::Extension<RequestedVersion>,
     body: axum::body::Bytes,
 ) -> Response {
-    match start_search(&app, &country, &body) {
+    match start_search(&app, &country, &version, &body) {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-fn start_search(app: &App, country: &str, body: &[u8]) -> Result<Response, ApiError> {
+fn start_search(
+    app: &App,
+    country: &str,
+    version: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let body: SearchBody = json(body)?;
     let (country_code, kind, digits) = check_search(country, &body)?;
     let config = &app.config.acs;
@@ -457,7 +484,8 @@ fn start_search(app: &App, country: &str, body: &[u8]) -> Result<Response, ApiEr
         ),
         ..ErrorDetail::default()
     });
-    let result_location = format!("/availablePhoneNumbers/searchResults/{search_id}");
+    let result_location =
+        format!("/availablePhoneNumbers/searchResults/{search_id}?api-version={version}");
     state.counters.searches += 1;
     state.counters.numbers_reserved += numbers.len() as u64;
     let cost = match kind {
@@ -509,6 +537,7 @@ fn start_search(app: &App, country: &str, body: &[u8]) -> Result<Response, ApiEr
     );
     Ok(accepted(
         &operation_id,
+        version,
         &[("location", result_location), ("search-id", search_id)],
     ))
 }
@@ -525,11 +554,22 @@ pub async fn get_operation(State(app): State<Arc<App>>, Path(id): Path<String>) 
     pending.polls += 1;
     let polls = pending.polls;
     state.counters.max_polls_per_operation = state.counters.max_polls_per_operation.max(polls);
-    let mut response = axum::Json(operation).into_response();
+    // The service always sends `resourceLocation`: `null` for operations
+    // with no result to fetch (a purchase), and its `Location` header too.
+    let location = operation.resource_location.clone();
+    let mut body = serde_json::to_value(&operation).unwrap_or_default();
+    if let Some(object) = body.as_object_mut() {
+        object
+            .entry("resourceLocation")
+            .or_insert(serde_json::Value::Null);
+    }
+    let mut response = axum::Json(body).into_response();
+    let headers = response.headers_mut();
     if !done {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, value);
     }
     response
 }
@@ -554,14 +594,18 @@ pub async fn get_search_result(State(app): State<Arc<App>>, Path(id): Path<Strin
 }
 
 /// `POST /availablePhoneNumbers/:purchase`
-pub async fn purchase(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    match start_purchase(&app, &body) {
+pub async fn purchase(
+    State(app): State<Arc<App>>,
+    axum::Extension(RequestedVersion(version)): axum::Extension<RequestedVersion>,
+    body: axum::body::Bytes,
+) -> Response {
+    match start_purchase(&app, &version, &body) {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-fn start_purchase(app: &App, body: &[u8]) -> Result<Response, ApiError> {
+fn start_purchase(app: &App, version: &str, body: &[u8]) -> Result<Response, ApiError> {
     let body: PurchaseBody = json(body)?;
     let delay = app.config.acs.operation_delay;
     let now = now_ms();
@@ -595,7 +639,8 @@ fn start_purchase(app: &App, body: &[u8]) -> Result<Response, ApiError> {
     }
     let expired = now > search.expires;
     let count = search.result.phone_numbers.len() as u64;
-    let operation_id = format!("purchase_{}", uuid::Uuid::new_v4());
+    let purchase_id = uuid::Uuid::new_v4().to_string();
+    let operation_id = format!("purchase_{purchase_id}");
     let error = expired.then(|| ErrorDetail {
         code: "ReservationExpired".into(),
         message: format!(
@@ -623,7 +668,11 @@ fn start_purchase(app: &App, body: &[u8]) -> Result<Response, ApiError> {
             polls: 0,
         },
     );
-    Ok(accepted(&operation_id, &[]))
+    Ok(accepted(
+        &operation_id,
+        version,
+        &[("purchase-id", purchase_id)],
+    ))
 }
 
 #[cfg(test)]

@@ -7,13 +7,13 @@ use super::paging::{self, PageOut};
 use super::rules;
 use super::store::NumberBody;
 use super::store::{
-    account_sync_errors, etag_matches, etag_text, now_ms, number_sync_errors, sync_status,
+    account_sync_errors, etag_matches, etag_of, now_ms, number_sync_errors, sync_status,
     AccountRecord, Millis, NumberRecord, RfiRecord, Store, Sync,
 };
 use super::App;
 use crate::model::{
-    Account, AvailableCapabilities, CapabilityPlan, CapabilityPlans, Number, NumberRefsBody,
-    NumbersBody, RelationshipStatus, RfiPatch, API_VERSION,
+    Account, AssignmentStatus, AvailableCapabilities, CapabilityPlan, CapabilityPlans, Number,
+    NumberRefsBody, NumbersBody, RelationshipStatus, RfiPatch, API_VERSION,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -21,6 +21,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -41,9 +42,13 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        // serde quotes the offending value: keep an answer to a huge one small.
         let error = ApiError::bad_request(
             "InvalidRequestBody",
-            format!("invalid JSON at {path}: {}", e.inner()),
+            format!(
+                "invalid JSON at {path}: {}",
+                rules::clip(&e.inner().to_string())
+            ),
         );
         if path == "." {
             error
@@ -64,7 +69,7 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// `If-Match`, `If-None-Match` and `If-Unmodified-Since` on a write.
 fn write_preconditions(
     headers: &HeaderMap,
-    existing: Option<(u64, Millis)>,
+    existing: Option<(&str, Millis)>,
     what: &str,
 ) -> Result<()> {
     if let Some(wanted) = header_text(headers, "if-match") {
@@ -117,7 +122,7 @@ fn write_preconditions(
 
 /// `If-None-Match` and `If-Modified-Since` on a read: true when the client's
 /// copy is current (answer 304).
-fn not_modified(headers: &HeaderMap, etag: u64, modified: Millis) -> bool {
+fn not_modified(headers: &HeaderMap, etag: &str, modified: Millis) -> bool {
     if let Some(tags) = header_text(headers, "if-none-match") {
         return etag_matches(tags, Some(etag));
     }
@@ -130,18 +135,33 @@ fn not_modified(headers: &HeaderMap, etag: u64, modified: Millis) -> bool {
     false
 }
 
+/// A single resource as served: its JSON, and the strong ETag derived from
+/// exactly those bytes. Reads, writes, `If-Match`, `If-None-Match` and 304
+/// all use this one derivation.
+pub struct Served {
+    json: Vec<u8>,
+    pub etag: String,
+}
+
+impl Served {
+    pub fn of(value: &Value) -> Served {
+        let json = serde_json::to_vec(value).expect("a JSON value serializes");
+        let etag = etag_of(&json);
+        Served { json, etag }
+    }
+}
+
 /// A single resource with its `ETag` and `Last-Modified`.
-fn resource<T: serde::Serialize>(
-    status: StatusCode,
-    body: &T,
-    etag: u64,
-    modified: Millis,
-) -> Response {
-    let mut response = (status, Json(body)).into_response();
+fn resource(status: StatusCode, served: Served, modified: Millis) -> Response {
+    let mut response = (status, served.json).into_response();
     let headers = response.headers_mut();
     headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
         header::ETAG,
-        HeaderValue::from_str(&etag_text(etag)).expect("ASCII"),
+        HeaderValue::from_str(&served.etag).expect("ASCII"),
     );
     headers.insert(
         header::LAST_MODIFIED,
@@ -150,18 +170,56 @@ fn resource<T: serde::Serialize>(
     response
 }
 
-fn not_modified_response(etag: u64, modified: Millis) -> Response {
+fn not_modified_response(etag: &str, modified: Millis) -> Response {
     let mut response = StatusCode::NOT_MODIFIED.into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag_text(etag)).expect("ASCII"),
-    );
+    headers.insert(header::ETAG, HeaderValue::from_str(etag).expect("ASCII"));
     headers.insert(
         header::LAST_MODIFIED,
         HeaderValue::from_str(&http_date(modified)).expect("ASCII"),
     );
     response
+}
+
+/// The output fields every account, number and RFI carries, whatever its
+/// services: `serviceProvisioningStatus` (`synced` where no backend sync
+/// applies or nothing is pending) and `serviceProvisioningErrors` (`null`
+/// unless sync failed), as the documentation's examples show them.
+fn with_provisioning_fields(mut value: Value) -> Value {
+    if let Some(object) = value.as_object_mut() {
+        object
+            .entry("serviceProvisioningStatus")
+            .or_insert_with(|| Value::from("synced"));
+        object
+            .entry("serviceProvisioningErrors")
+            .or_insert(Value::Null);
+    }
+    value
+}
+
+fn to_json<T: serde::Serialize>(view: &T) -> Value {
+    serde_json::to_value(view).expect("a resource serializes")
+}
+
+/// An account as served.
+pub fn account_json(
+    store: &Store,
+    name: &str,
+    record: &AccountRecord,
+    now: Millis,
+    sync_delay: Millis,
+) -> Value {
+    with_provisioning_fields(to_json(&account_view(store, name, record, now, sync_delay)))
+}
+
+/// A number as served.
+pub fn number_json(number: u64, record: &NumberRecord, now: Millis) -> Value {
+    with_provisioning_fields(to_json(&number_view(number, record, now)))
+}
+
+/// An RFI as served.
+fn rfi_json(record: &RfiRecord) -> Value {
+    with_provisioning_fields(to_json(&record.rfi))
 }
 
 /// A list page, with `x-ms-record-count` when asked for.
@@ -177,15 +235,7 @@ fn list<T: serde::Serialize>(page: PageOut<T>, count: Option<usize>) -> Response
 
 /// `scheme://host/path` of the request, for `nextLink`.
 fn base_url(app: &App, headers: &HeaderMap, path: &str) -> String {
-    let scheme = if app.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = header_text(headers, "host")
-        .map(str::to_owned)
-        .unwrap_or_else(|| app.local_addr().to_string());
-    format!("{scheme}://{host}{path}")
+    format!("{}{path}", app.base_url(headers))
 }
 
 fn account_missing(name: &str) -> ApiError {
@@ -254,7 +304,7 @@ fn account_view(
             tokens.region1_token.is_some(),
             tokens.region2_token.is_some(),
         ) {
-            (true, true, true) if now >= record.modified + sync_delay => "provisioned",
+            (true, true, true) if now >= record.subdomain_since + sync_delay => "provisioned",
             (true, true, false) | (true, false, true) => "inconsistent",
             _ => "notProvisioned",
         };
@@ -270,6 +320,10 @@ fn account_view(
     }
     account
 }
+
+/// What a Teams number shows as `assignmentStatus` when its writes never
+/// said: a number the operator uploads is not yet assigned to a user.
+pub const DEFAULT_ASSIGNMENT_STATUS: AssignmentStatus = AssignmentStatus::Unassigned;
 
 /// A number as the API shows it.
 pub fn number_view(number: u64, record: &NumberRecord, now: Millis) -> Number {
@@ -289,14 +343,33 @@ pub fn number_view(number: u64, record: &NumberRecord, now: Millis) -> Number {
                 if mobile {
                     available.push("Mobile".to_owned());
                 }
-                config.available_capabilities = Some(available);
+                // The backend grants what was chosen and is available:
+                // never more than availableCapabilities lists.
                 config.acquired_capabilities = Some(if *status == "synced" {
-                    config.choosable_capabilities.clone()
+                    config
+                        .choosable_capabilities
+                        .iter()
+                        .filter(|c| available.contains(c))
+                        .cloned()
+                        .collect()
                 } else {
                     Vec::new()
                 });
+                config.available_capabilities = Some(available);
             }
         }
+    }
+    for service in [
+        &mut details.teams_operator_connect,
+        &mut details.teams_phone_mobile,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|s| s.enabled)
+    {
+        service
+            .assignment_status
+            .get_or_insert_with(|| DEFAULT_ASSIGNMENT_STATUS.as_str().to_owned());
     }
     let (status, errors) = status.map_or((None, None), |(s, e)| (Some(s.to_owned()), e));
     Number {
@@ -341,7 +414,6 @@ fn write_number(
         .get(account_name)
         .is_some_and(|a| number_syncs(&a.account, number));
     let body = store.intern(rules::number_body(number));
-    let etag = store.next_etag();
     let writes = store.numbers.get(&digits).map_or(0, |r| r.writes) + 1;
     let account = store.account_name(account_name);
     store.put_number(
@@ -349,7 +421,6 @@ fn write_number(
         NumberRecord {
             account,
             body,
-            etag,
             modified: now,
             sync: if syncs {
                 Sync::Due(now + sync_delay)
@@ -387,7 +458,7 @@ pub async fn list_accounts(
         &base,
         API_VERSION,
         |k| k.to_string(),
-        |name, record| account_view(&store, name, record, now, delay_ms(&app)),
+        |name, record| account_json(&store, name, record, now, delay_ms(&app)),
     );
     Ok(list(
         page,
@@ -405,16 +476,17 @@ pub async fn get_account(
         .accounts
         .get(&name)
         .ok_or_else(|| account_missing(&name))?;
-    if not_modified(&headers, record.etag, record.modified) {
-        return Ok(not_modified_response(record.etag, record.modified));
+    let served = Served::of(&account_json(
+        &store,
+        &name,
+        record,
+        now_ms(),
+        delay_ms(&app),
+    ));
+    if not_modified(&headers, &served.etag, record.modified) {
+        return Ok(not_modified_response(&served.etag, record.modified));
     }
-    let view = account_view(&store, &name, record, now_ms(), delay_ms(&app));
-    Ok(resource(
-        StatusCode::OK,
-        &view,
-        record.etag,
-        record.modified,
-    ))
+    Ok(resource(StatusCode::OK, served, record.modified))
 }
 
 pub async fn put_account(
@@ -425,10 +497,17 @@ pub async fn put_account(
 ) -> Result<Response> {
     let account: Account = parse_body(&body)?;
     let mut store = app.store();
+    let now = now_ms();
     let existing = store.accounts.get(&name);
+    let current = existing.map(|r| {
+        let served = Served::of(&account_json(&store, &name, r, now, delay_ms(&app)));
+        (served.etag, r.modified)
+    });
     write_preconditions(
         &headers,
-        existing.map(|r| (r.etag, r.modified)),
+        current
+            .as_ref()
+            .map(|(etag, modified)| (etag.as_str(), *modified)),
         &format!("account '{name}'"),
     )?;
     let existing = existing.map(|r| (r, store.service_counts(r)));
@@ -436,7 +515,6 @@ pub async fn put_account(
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
-    let now = now_ms();
     let mut stored = account.clone();
     stored.name = Some(name.clone());
     stored.service_provisioning_status = None;
@@ -460,24 +538,25 @@ pub async fn put_account(
             config.call_screening.get_or_insert(true);
         }
     }
-    let etag = store.next_etag();
     let sync = if account_syncs(&stored) {
         Sync::Due(now + delay_ms(&app))
     } else {
         Sync::None
     };
-    let numbers = store
-        .accounts
-        .get(&name)
-        .map(|r| r.numbers.clone())
-        .unwrap_or_default();
-    let created = numbers.is_empty() && !store.accounts.contains_key(&name);
+    let previous = store.accounts.get(&name);
+    let numbers = previous.map(|r| r.numbers.clone()).unwrap_or_default();
+    let created = previous.is_none();
+    // Rewriting the same subdomain and tokens does not start their
+    // provisioning again.
+    let subdomain_since = previous
+        .filter(|r| direct_routing_setup(&r.account) == direct_routing_setup(&stored))
+        .map_or(now, |r| r.subdomain_since);
     store.accounts.insert(
         name.clone(),
         AccountRecord {
             account: stored,
-            etag,
             modified: now,
+            subdomain_since,
             sync,
             numbers,
         },
@@ -485,16 +564,32 @@ pub async fn put_account(
     store.counters.writes_applied += 1;
     store.dirty = true;
     let record = &store.accounts[&name];
-    let view = account_view(&store, &name, record, now, delay_ms(&app));
+    let served = Served::of(&account_json(&store, &name, record, now, delay_ms(&app)));
     Ok(resource(
         if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK
         },
-        &view,
-        etag,
+        served,
         now,
+    ))
+}
+
+/// What decides a Direct Routing subdomain's provisioning: whether the
+/// service is on, the subdomain and its two tokens.
+fn direct_routing_setup(
+    account: &Account,
+) -> Option<(Option<String>, crate::model::SubdomainTokens)> {
+    let dr = account
+        .service_details
+        .teams_direct_routing
+        .as_ref()
+        .filter(|d| d.enabled)?;
+    let config = dr.configuration.clone().unwrap_or_default();
+    Some((
+        config.subdomain,
+        config.subdomain_tokens.unwrap_or_default(),
     ))
 }
 
@@ -511,9 +606,16 @@ pub async fn delete_account(
         .accounts
         .get(&name)
         .ok_or_else(|| account_missing(&name))?;
+    let served = Served::of(&account_json(
+        &store,
+        &name,
+        record,
+        now_ms(),
+        delay_ms(&app),
+    ));
     write_preconditions(
         &headers,
-        Some((record.etag, record.modified)),
+        Some((&served.etag, record.modified)),
         &format!("account '{name}'"),
     )?;
     if !record.numbers.is_empty() && !with_numbers {
@@ -624,11 +726,11 @@ fn create_or_update_numbers(app: &App, name: &str, body: &[u8]) -> Result<Respon
         write_number(&mut store, name, number, n, now, delay_ms(app));
     }
     store.counters.writes_applied += 1;
-    let numbers: Vec<Number> = digits
+    let numbers: Vec<Value> = digits
         .iter()
-        .map(|n| number_view(*n, &store.numbers[n], now))
+        .map(|n| number_json(*n, &store.numbers[n], now))
         .collect();
-    Ok(Json(NumbersBody { numbers }).into_response())
+    Ok(Json(serde_json::json!({ "numbers": numbers })).into_response())
 }
 
 fn delete_numbers(app: &App, name: &str, body: &[u8]) -> Result<Response> {
@@ -645,7 +747,10 @@ fn delete_numbers(app: &App, name: &str, body: &[u8]) -> Result<Response> {
             None => errors.push(field(
                 "InvalidTelephoneNumber",
                 format!("numbers[{i}].telephoneNumber"),
-                format!("'{}' is not an E.164 number", number.telephone_number),
+                format!(
+                    "'{}' is not an E.164 number",
+                    rules::clip(&number.telephone_number)
+                ),
             )),
             Some(n) => {
                 if let Some(owner) = store.numbers.get(&n).filter(|r| *r.account != *name) {
@@ -753,7 +858,10 @@ fn available_capabilities(app: &App, name: &str, body: &[u8]) -> Result<Response
             field(
                 "InvalidTelephoneNumber",
                 format!("numbers[{i}].telephoneNumber"),
-                format!("'{}' is not an E.164 number", n.telephone_number),
+                format!(
+                    "'{}' is not an E.164 number",
+                    rules::clip(&n.telephone_number)
+                ),
             )
         })
         .collect();
@@ -779,7 +887,7 @@ fn path_number(text: &str) -> Result<u64> {
     rules::parse_e164(text).ok_or_else(|| {
         ApiError::bad_request(
             "InvalidTelephoneNumber",
-            format!("'{text}' is not an E.164 number"),
+            format!("'{}' is not an E.164 number", rules::clip(text)),
         )
         .target("telephoneNumber")
     })
@@ -850,7 +958,7 @@ fn numbers_page<'a>(
         base,
         API_VERSION,
         |n| format!("+{n}"),
-        |n, r| number_view(n, r, now),
+        |n, r| number_json(n, r, now),
     );
     list(page, query.count_records.then_some(total))
 }
@@ -870,15 +978,11 @@ pub async fn get_number(
         .get(&digits)
         .filter(|r| *r.account == *name)
         .ok_or_else(|| number_missing(&name, &number))?;
-    if not_modified(&headers, record.etag, record.modified) {
-        return Ok(not_modified_response(record.etag, record.modified));
+    let served = Served::of(&number_json(digits, record, now_ms()));
+    if not_modified(&headers, &served.etag, record.modified) {
+        return Ok(not_modified_response(&served.etag, record.modified));
     }
-    Ok(resource(
-        StatusCode::OK,
-        &number_view(digits, record, now_ms()),
-        record.etag,
-        record.modified,
-    ))
+    Ok(resource(StatusCode::OK, served, record.modified))
 }
 
 pub async fn put_number(
@@ -911,7 +1015,7 @@ pub async fn put_number(
             "TelephoneNumberMismatch",
             format!(
                 "telephoneNumber {} does not match {number} in the path",
-                request.telephone_number
+                rules::clip(&request.telephone_number)
             ),
         )
         .target("telephoneNumber"));
@@ -929,9 +1033,13 @@ pub async fn put_number(
         )
         .target("telephoneNumber"));
     }
+    let now = now_ms();
+    let current = existing.map(|r| (Served::of(&number_json(digits, r, now)).etag, r.modified));
     write_preconditions(
         &headers,
-        existing.map(|r| (r.etag, r.modified)),
+        current
+            .as_ref()
+            .map(|(etag, modified)| (etag.as_str(), *modified)),
         &format!("number {number}"),
     )?;
     let errors = rules::check_number(&request, &name, account, "");
@@ -939,18 +1047,17 @@ pub async fn put_number(
         return Err(ApiError::invalid_fields(errors));
     }
     request.account_name = Some(name.clone());
-    let now = now_ms();
     let created = write_number(&mut store, &name, &request, digits, now, delay_ms(&app));
     store.counters.writes_applied += 1;
     let record = &store.numbers[&digits];
+    let served = Served::of(&number_json(digits, record, now));
     Ok(resource(
         if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK
         },
-        &number_view(digits, record, now),
-        record.etag,
+        served,
         record.modified,
     ))
 }
@@ -970,9 +1077,10 @@ pub async fn delete_number(
         .get(&digits)
         .filter(|r| *r.account == *name)
         .ok_or_else(|| number_missing(&name, &number))?;
+    let served = Served::of(&number_json(digits, record, now_ms()));
     write_preconditions(
         &headers,
-        Some((record.etag, record.modified)),
+        Some((&served.etag, record.modified)),
         &format!("number {number}"),
     )?;
     store.remove_number(digits);
@@ -1032,15 +1140,7 @@ pub async fn get_civic(
                 format!("civic address '{id}' is not in account '{name}'"),
             )
         })?;
-    let etag = etag_of(&serde_json::to_vec(address).unwrap_or_default());
-    Ok(resource(StatusCode::OK, address, etag, 0))
-}
-
-/// Civic addresses are read-only here: their ETag is a hash of their content.
-fn etag_of(bytes: &[u8]) -> u64 {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) >> 16
+    Ok(resource(StatusCode::OK, Served::of(&to_json(address)), 0))
 }
 
 fn rfi_missing(tenant: &str) -> ApiError {
@@ -1071,7 +1171,7 @@ pub async fn list_rfis(
         &base,
         API_VERSION,
         |k| k.to_string(),
-        |_, r: &RfiRecord| r.rfi.clone(),
+        |_, r: &RfiRecord| rfi_json(r),
     );
     Ok(list(page, query.count_records.then_some(store.rfis.len())))
 }
@@ -1093,10 +1193,11 @@ pub async fn get_rfi(
         .and_then(|t| humantime::parse_rfc3339(t).ok())
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as u64);
-    if not_modified(&headers, record.etag, modified) {
-        return Ok(not_modified_response(record.etag, modified));
+    let served = Served::of(&rfi_json(record));
+    if not_modified(&headers, &served.etag, modified) {
+        return Ok(not_modified_response(&served.etag, modified));
     }
-    Ok(resource(StatusCode::OK, &record.rfi, record.etag, modified))
+    Ok(resource(StatusCode::OK, served, modified))
 }
 
 pub async fn patch_rfi(
@@ -1108,67 +1209,75 @@ pub async fn patch_rfi(
     let patch: RfiPatch = parse_body(&body)?;
     let relationship = patch.customer_relationship;
     let mut errors = Vec::new();
+    // The status is a free string, as in the published REST client; only
+    // the two portal states that record a refusal need a reason.
     let status = relationship.status.as_deref().unwrap_or("");
-    match RelationshipStatus::parse_exact(status) {
-        None => errors.push(field(
+    if status.trim().is_empty() {
+        errors.push(field(
+            "InvalidRelationshipStatus",
+            "customerRelationship.status",
+            "customerRelationship.status is required",
+        ));
+    } else if status.chars().count() > rules::MAX_RELATIONSHIP_STATUS {
+        errors.push(field(
             "InvalidRelationshipStatus",
             "customerRelationship.status",
             format!(
-                "'{status}' is not one of: {}",
-                RelationshipStatus::NAMES.join(", ")
+                "status is longer than {} characters",
+                rules::MAX_RELATIONSHIP_STATUS
             ),
-        )),
-        Some(s)
-            if s.needs_comment()
-                && relationship
-                    .comment
-                    .as_deref()
-                    .unwrap_or("")
-                    .trim()
-                    .is_empty() =>
-        {
-            errors.push(field(
-                "CommentRequired",
-                "customerRelationship.comment",
-                format!("a status of {status} needs a comment giving the reason"),
-            ))
-        }
-        Some(_) => {}
+        ));
+    } else if RelationshipStatus::parse_exact(status).is_some_and(|s| s.needs_comment())
+        && relationship
+            .comment
+            .as_deref()
+            .unwrap_or("")
+            .trim()
+            .is_empty()
+    {
+        errors.push(field(
+            "CommentRequired",
+            "customerRelationship.comment",
+            format!("a status of {status} needs a comment giving the reason"),
+        ))
     }
     if relationship
         .comment
         .as_deref()
-        .is_some_and(|c| c.chars().count() > 1000)
+        .is_some_and(|c| c.chars().count() > rules::MAX_COMMENT)
     {
         errors.push(field(
             "InvalidComment",
             "customerRelationship.comment",
-            "comment is longer than 1000 characters",
+            format!("comment is longer than {} characters", rules::MAX_COMMENT),
         ));
     }
     if relationship
         .ticket_id
         .as_deref()
-        .is_some_and(|t| t.chars().count() > 64)
+        .is_some_and(|t| t.chars().count() > rules::MAX_TICKET_ID)
     {
         errors.push(field(
             "InvalidTicketId",
             "customerRelationship.ticketId",
-            "ticketId is longer than 64 characters",
+            format!(
+                "ticketId is longer than {} characters",
+                rules::MAX_TICKET_ID
+            ),
         ));
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
     let mut store = app.store();
-    let etag = store.next_etag();
     let record = store
         .rfis
         .get_mut(&tenant)
         .ok_or_else(|| rfi_missing(&tenant))?;
+    let current = Served::of(&rfi_json(record));
     write_preconditions(
         &headers,
-        Some((record.etag, 0)),
+        Some((&current.etag, 0)),
         &format!("the RFI of tenant '{tenant}'"),
     )?;
     let now = now_ms();
@@ -1182,8 +1291,7 @@ pub async fn patch_rfi(
         last_modified_on: Some(stamp.clone()),
     });
     record.rfi.last_modified_on = Some(stamp);
-    record.etag = etag;
-    let rfi = record.rfi.clone();
+    let served = Served::of(&rfi_json(record));
     store.counters.writes_applied += 1;
     store.dirty = true;
     Ok(resource(
@@ -1192,8 +1300,7 @@ pub async fn patch_rfi(
         } else {
             StatusCode::OK
         },
-        &rfi,
-        etag,
+        served,
         now,
     ))
 }

@@ -1,7 +1,12 @@
 //! Entra ID as far as the Provisioning API sees it: a client-credentials
 //! token endpoint (`POST /{tenant}/oauth2/v2.0/token`) for the clients the
-//! emulator was given, signed JWTs with `roles`, `aud` and `exp`, and the
-//! role each operation needs.
+//! emulator was given, the OpenID configuration and signing keys MSAL-based
+//! clients read first, RS256-signed JWTs with `roles`, `aud` and `exp`, and
+//! the role each operation needs.
+//!
+//! Client assertions are checked as Entra checks them: RS256 with an `x5t`
+//! (SHA-1) thumbprint, or PS256 with an `x5t#S256` (SHA-256) thumbprint,
+//! signed by the key of the certificate registered for the client.
 
 use super::error::ApiError;
 use axum::http::{Method, StatusCode};
@@ -116,13 +121,30 @@ pub struct Claims {
 pub struct Issuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The public half of the signing key, as a JSON Web Key.
+    jwk: serde_json::Value,
+    key_id: String,
     lifetime: Duration,
     audience: String,
     clients: HashMap<String, Client>,
-    /// Public keys of certificate clients, as PEM.
-    client_keys: HashMap<String, Vec<u8>>,
+    /// Certificates of certificate clients.
+    client_keys: HashMap<String, ClientCertificate>,
     /// The managed identity's secret header and roles.
     managed_identity: Option<(String, Vec<String>)>,
+}
+
+/// What a client assertion is checked against.
+struct ClientCertificate {
+    public_key_pem: Vec<u8>,
+    /// `x5t`: base64url of the SHA-1 of the certificate (DER).
+    sha1: String,
+    /// `x5t#S256`: base64url of its SHA-256.
+    sha256: String,
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The form of a client-credentials token request.
@@ -173,29 +195,81 @@ impl Issuer {
         lifetime: Duration,
         audience: &str,
     ) -> Result<Issuer, String> {
-        let secret: [u8; 32] = rand::random();
         let mut client_keys = HashMap::new();
         for client in clients {
             if let Some(path) = &client.certificate {
-                let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let cert = openssl::x509::X509::from_pem(&pem)
-                    .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
-                let key = cert
-                    .public_key()
-                    .and_then(|k| k.public_key_to_pem())
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                client_keys.insert(client.id.clone(), key);
+                client_keys.insert(client.id.clone(), read_certificate(path)?);
             }
         }
+        // A fresh RSA key per run: tokens from an earlier run are refused,
+        // as after a key rollover.
+        let rsa = openssl::rsa::Rsa::generate(2048)
+            .map_err(|e| format!("cannot make the token signing key: {e}"))?;
+        let private = rsa
+            .private_key_to_pem()
+            .map_err(|e| format!("cannot encode the token signing key: {e}"))?;
+        let public = rsa
+            .public_key_to_pem()
+            .map_err(|e| format!("cannot encode the token signing key: {e}"))?;
+        let key_id = {
+            use sha2::Digest;
+            base64url(&sha2::Sha256::digest(rsa.n().to_vec())[..20])
+        };
+        let jwk = serde_json::json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": key_id,
+            "n": base64url(&rsa.n().to_vec()),
+            "e": base64url(&rsa.e().to_vec()),
+        });
         Ok(Issuer {
-            encoding: EncodingKey::from_secret(&secret),
-            decoding: DecodingKey::from_secret(&secret),
+            encoding: EncodingKey::from_rsa_pem(&private).map_err(|e| e.to_string())?,
+            decoding: DecodingKey::from_rsa_pem(&public).map_err(|e| e.to_string())?,
+            jwk,
+            key_id,
             lifetime,
             audience: audience.trim_end_matches('/').to_owned(),
             clients: clients.iter().map(|c| (c.id.clone(), c.clone())).collect(),
             client_keys,
             managed_identity: managed_identity
                 .map(|m| (m.secret.clone().unwrap_or_default(), m.roles.clone())),
+        })
+    }
+
+    /// `/{tenant}/discovery/v2.0/keys`: the keys tokens are signed with.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [self.jwk] })
+    }
+
+    /// The OpenID configuration of `tenant` for an emulator reached at
+    /// `base` (`https://host:port`), v2.0 or (with `v1`) the v1 endpoints.
+    pub fn openid_configuration(&self, base: &str, tenant: &str, v1: bool) -> serde_json::Value {
+        let (version, issuer) = if v1 {
+            ("", format!("https://sts.windows.net/{tenant}/"))
+        } else {
+            ("/v2.0", format!("{base}/{tenant}/v2.0"))
+        };
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{base}/{tenant}/oauth2{version}/authorize"),
+            "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+            "device_authorization_endpoint": format!("{base}/{tenant}/oauth2{version}/devicecode"),
+            "end_session_endpoint": format!("{base}/{tenant}/oauth2{version}/logout"),
+            "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "grant_types_supported": ["client_credentials"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "roles", "appid"],
+            "tenant_region_scope": "WW",
+            "cloud_instance_name": "microsoftonline.com",
+            "http_logout_supported": true,
+            "frontchannel_logout_supported": true,
         })
     }
 
@@ -306,8 +380,9 @@ impl Issuer {
             nbf: now,
             exp: now + lifetime,
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.key_id.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| {
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 TokenError {
@@ -369,11 +444,58 @@ impl Issuer {
         assertion: &str,
         endpoint: &str,
     ) -> Result<(), String> {
-        let key = self.client_keys.get(client_id).ok_or_else(|| {
+        let certificate = self.client_keys.get(client_id).ok_or_else(|| {
             format!("AADSTS700027: client '{client_id}' has no certificate registered")
         })?;
-        let key = DecodingKey::from_rsa_pem(key).map_err(|e| format!("AADSTS700027: {e}"))?;
-        let mut validation = Validation::new(Algorithm::RS256);
+        let header = jsonwebtoken::decode_header(assertion)
+            .map_err(|e| format!("AADSTS700027: the client assertion is not a JWT: {e}"))?;
+        // Entra pairs the algorithm with the thumbprint: PS256 with the
+        // SHA-256 one, RS256 with the SHA-1 one (or either, for RS256).
+        let (given, expected, name) = match header.alg {
+            Algorithm::PS256 => (
+                header.x5t_s256.as_deref(),
+                &certificate.sha256,
+                "x5t#S256",
+            ),
+            Algorithm::RS256 => match &header.x5t_s256 {
+                Some(s256) if header.x5t.is_none() => {
+                    (Some(s256.as_str()), &certificate.sha256, "x5t#S256")
+                }
+                _ => (
+                    header.x5t.as_deref(),
+                    &certificate.sha1,
+                    "x5t",
+                ),
+            },
+            other => {
+                return Err(format!(
+                    "AADSTS5002730: InvalidAlgorithm: client assertions must be signed with RS256 or PS256, not {other:?}"
+                ))
+            }
+        };
+        match given {
+            // Clients write thumbprints in base64url or plain base64.
+            Some(given)
+                if given
+                    .trim_end_matches('=')
+                    .replace('+', "-")
+                    .replace('/', "_")
+                    == *expected => {}
+            Some(given) => {
+                return Err(format!(
+                    "AADSTS700027: the assertion's {name} thumbprint {given} is not that of the certificate registered for '{client_id}'"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "AADSTS700027: a {:?} client assertion needs an {name} thumbprint header",
+                    header.alg
+                ))
+            }
+        }
+        let key = DecodingKey::from_rsa_pem(&certificate.public_key_pem)
+            .map_err(|e| format!("AADSTS700027: {e}"))?;
+        let mut validation = Validation::new(header.alg);
         validation.set_audience(&[endpoint]);
         validation.set_issuer(&[client_id]);
         validation.leeway = 60;
@@ -431,7 +553,7 @@ impl Issuer {
                     .or_else(|| h.strip_prefix("bearer "))
             })
             .ok_or_else(|| unauthorized("Unauthorized", "missing bearer token".into()))?;
-        let mut validation = Validation::new(Algorithm::HS256);
+        let mut validation = Validation::new(Algorithm::RS256);
         validation.set_audience(&[audience]);
         validation.leeway = 0;
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
@@ -452,6 +574,29 @@ impl Issuer {
             .claims;
         Ok(claims)
     }
+}
+
+/// A client's certificate (PEM) and its thumbprints.
+fn read_certificate(path: &std::path::Path) -> Result<ClientCertificate, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cert = openssl::x509::X509::from_pem(&pem)
+        .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
+    let fail = |e: openssl::error::ErrorStack| format!("{}: {e}", path.display());
+    let public_key_pem = cert
+        .public_key()
+        .and_then(|k| k.public_key_to_pem())
+        .map_err(fail)?;
+    let sha1 = cert
+        .digest(openssl::hash::MessageDigest::sha1())
+        .map_err(fail)?;
+    let sha256 = cert
+        .digest(openssl::hash::MessageDigest::sha256())
+        .map_err(fail)?;
+    Ok(ClientCertificate {
+        public_key_pem,
+        sha1: base64url(&sha1),
+        sha256: base64url(&sha256),
+    })
 }
 
 /// The role an operation needs: GET and the capability queries read, PUT,

@@ -32,6 +32,73 @@ pub struct DropConnection;
 /// The largest request body read (a batch of 100 numbers is about 40 KB).
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
+/// The longest URL (path and query) served; longer ones get 414.
+pub const MAX_URL: usize = 8 * 1024;
+
+fn uri_too_long_error() -> ApiError {
+    ApiError::new(
+        StatusCode::URI_TOO_LONG,
+        "UriTooLong",
+        format!("the URL is longer than {MAX_URL} bytes"),
+    )
+}
+
+/// The 414 answer's body, for a refusal written before hyper is involved.
+pub fn uri_too_long_body() -> Vec<u8> {
+    let response = crate::model::ErrorResponse {
+        error: uri_too_long_error().detail.clone(),
+    };
+    serde_json::to_vec(&response).expect("an error serializes")
+}
+
+/// A 414 for a URL longer than [`MAX_URL`].
+pub fn uri_too_long(uri: &axum::http::Uri) -> Option<Response> {
+    let length = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    (length > MAX_URL).then(|| uri_too_long_error().into_response())
+}
+
+/// A request body that is not JSON gets 415: the API reads only
+/// `application/json` (or another `+json` type). A request carries a body
+/// when it says it has a length above zero or comes chunked.
+pub fn unsupported_media_type(headers: &axum::http::HeaderMap) -> Option<ApiError> {
+    let length = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let chunked = headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+    if !(chunked || length.is_some_and(|l| l > 0)) {
+        return None;
+    }
+    media_type_error(headers)
+}
+
+/// `None` when the `Content-Type` is JSON.
+pub fn media_type_error(headers: &axum::http::HeaderMap) -> Option<ApiError> {
+    let given = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = given
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    (!json).then(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            if given.is_empty() {
+                "the request has a body but no Content-Type: send application/json".to_owned()
+            } else {
+                format!("Content-Type '{given}' is not supported: send application/json")
+            },
+        )
+    })
+}
+
 fn is_write(method: &Method) -> bool {
     matches!(
         *method,
@@ -120,6 +187,10 @@ async fn guarded(app: &App, request: Request, next: Next) -> Result<Response, Ap
             }
             return Err(error);
         }
+    }
+    // Who is asking first (401, 403), then what (415).
+    if let Some(error) = unsupported_media_type(request.headers()) {
+        return Err(error);
     }
     if let Some(limiter) = &app.limiter {
         if let Err(not_until) = limiter.check() {

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod paging;
+pub mod prefixed;
 pub mod repeat;
 pub mod rules;
 pub mod seed;
@@ -166,6 +167,9 @@ pub struct EmulatorConfig {
     pub allowed_ips: Vec<IpNet>,
     /// The Azure Communication Services number search API.
     pub acs: acs::AcsConfig,
+    /// How long a client may take to send a request's headers (and, on a
+    /// new connection, its TLS handshake) before the connection is closed.
+    pub header_timeout: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -189,6 +193,7 @@ impl Default for EmulatorConfig {
             tls: None,
             allowed_ips: Vec::new(),
             acs: acs::AcsConfig::default(),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -252,6 +257,22 @@ impl App {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr.get().copied().unwrap_or(self.config.listen)
+    }
+
+    /// `scheme://host:port` as the client reached the emulator (its `Host`),
+    /// for the links it hands out.
+    pub fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.local_addr().to_string());
+        format!("{scheme}://{host}")
     }
 
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {
@@ -335,17 +356,7 @@ async fn token(
             _ => {}
         }
     }
-    let scheme = if app.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| app.local_addr().to_string());
-    let endpoint = format!("{scheme}://{host}/{tenant}/oauth2/v2.0/token");
+    let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", app.base_url(&headers));
     match issuer.token(&tenant, &request, &endpoint) {
         Ok(response) => {
             app.store().counters.tokens_issued += 1;
@@ -353,6 +364,41 @@ async fn token(
         }
         Err((status, error)) => (status, axum::Json(error)).into_response(),
     }
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration` (and the v1
+/// `/{tenant}/.well-known/openid-configuration`): what MSAL reads before
+/// it asks for a token.
+async fn openid_configuration(
+    State(app): State<Arc<App>>,
+    AxumPath(tenant): AxumPath<String>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(issuer) = &app.issuer else {
+        return no_auth();
+    };
+    let v1 = !uri.path().contains("/v2.0/");
+    axum::Json(issuer.openid_configuration(&app.base_url(&headers), &tenant, v1)).into_response()
+}
+
+/// `GET /{tenant}/discovery/v2.0/keys`: the keys that sign its tokens.
+async fn jwks(State(app): State<Arc<App>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &app.issuer {
+        Some(issuer) => axum::Json(issuer.jwks()).into_response(),
+        None => no_auth(),
+    }
+}
+
+fn no_auth() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    error::ApiError::not_found(
+        "NotFound",
+        "the emulator runs without authentication (--auth none)",
+    )
+    .into_response()
 }
 
 async fn managed_identity(
@@ -443,6 +489,16 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(acs)
         .route("/_emulator/stats", get(stats))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+        .route("/{tenant}/discovery/keys", get(jwks))
         .route("/msi/token", get(managed_identity))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(guard::BODY_LIMIT))
@@ -556,7 +612,13 @@ impl Emulator {
         let (shutdown, stop) = watch::channel(false);
         let router = router(app.clone());
         let acceptor = tls.map(|config| tokio_rustls::TlsAcceptor::from(Arc::new(config)));
-        let server = tokio::spawn(serve(listener, router, acceptor, stop.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            acceptor,
+            app.config.header_timeout,
+            stop.clone(),
+        ));
         let saver = app
             .config
             .state
@@ -635,6 +697,7 @@ async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -657,10 +720,13 @@ async fn serve(
                 request.extensions_mut().insert(guard::PeerAddr(peer));
                 let router = router.clone();
                 async move {
-                    let response = router
-                        .oneshot(request.map(axum::body::Body::new))
-                        .await
-                        .unwrap_or_else(|never| match never {});
+                    let response = match guard::uri_too_long(request.uri()) {
+                        Some(refusal) => refusal,
+                        None => router
+                            .oneshot(request.map(axum::body::Body::new))
+                            .await
+                            .unwrap_or_else(|never| match never {}),
+                    };
                     if response
                         .extensions()
                         .get::<guard::DropConnection>()
@@ -681,23 +747,44 @@ async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // Without a timer hyper waits for headers for ever: a client
+            // that never finishes them would pin the connection.
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             match tls {
                 None => {
+                    let Some(stream) = prefixed::first_line(stream, header_timeout).await else {
+                        return;
+                    };
                     let conn = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
                     let _ = watcher.watch(conn).await;
                 }
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => {
-                        let conn = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .into_owned();
-                        let _ = watcher.watch(conn).await;
-                    }
-                    Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
-                },
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!("TLS handshake with {peer} failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake with {peer} timed out");
+                                return;
+                            }
+                        };
+                    let Some(stream) = prefixed::first_line(stream, header_timeout).await else {
+                        return;
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
             }
         });
     }

@@ -8,6 +8,41 @@ use crate::model::{
     Account, AssignmentStatus, Capability, ErrorDetail, Number, TeamsNumberService, Usage,
 };
 
+/// Bounds the documentation gives: names, SIP headers and subdomain tokens,
+/// subdomains, RFI ticket ids.
+pub const MAX_NAME: usize = 100;
+pub const MAX_CUSTOM_SIP_HEADER: usize = 100;
+pub const MAX_SUBDOMAIN: usize = 10;
+pub const MAX_SUBDOMAIN_TOKEN: usize = 100;
+pub const MAX_TICKET_ID: usize = 64;
+
+/// Bounds the documentation does not give, chosen here (and listed in the
+/// README): ids from other systems (`civicAddressId`, `locationId`,
+/// `teamsTenantId`), a relationship status, a comment, the
+/// `correlationId`, and lists of enumerated values.
+pub const MAX_ID: usize = 256;
+pub const MAX_CORRELATION_ID: usize = 100;
+pub const MAX_RELATIONSHIP_STATUS: usize = 256;
+pub const MAX_COMMENT: usize = 1000;
+pub const MAX_LIST: usize = 10;
+
+/// A value for an error message: at most 40 characters of it, so an
+/// answer to a megabyte of text stays small.
+pub fn clip(text: &str) -> String {
+    const SHOWN: usize = 40;
+    let count = text.chars().count();
+    if count <= SHOWN {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(SHOWN).collect();
+        format!("{head}... ({count} characters)")
+    }
+}
+
+fn too_long(text: &str, max: usize) -> bool {
+    text.chars().count() > max
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
@@ -59,8 +94,8 @@ pub fn check_number(
             "InvalidTelephoneNumber",
             path("telephoneNumber"),
             format!(
-                "'{}' is not an E.164 number: '+' then up to 15 digits, not starting with 0",
-                number.telephone_number
+                "'{}' is not an E.164 number: '+' then up to 15 digits (16 characters in all), not starting with 0",
+                clip(&number.telephone_number)
             ),
         ));
     }
@@ -70,7 +105,8 @@ pub fn check_number(
                 "AccountNameMismatch",
                 path("accountName"),
                 format!(
-                    "accountName '{name}' does not match the account '{account_name}' in the path"
+                    "accountName '{}' does not match the account '{account_name}' in the path",
+                    clip(name)
                 ),
             ));
         }
@@ -116,11 +152,16 @@ pub fn check_number(
     ];
     let mut any = false;
     for (key, service, on_account) in teams {
-        let Some(service) = service.as_ref().filter(|s| s.enabled) else {
+        let Some(service) = service.as_ref() else {
             continue;
         };
-        any = true;
         let at = path(&format!("serviceDetails.{key}"));
+        // A disabled service's fields are stored too: they are checked alike.
+        if !service.enabled {
+            check_teams(service, &at, &mut errors);
+            continue;
+        }
+        any = true;
         if !on_account {
             errors.push(field(
                 "ServiceNotEnabledOnAccount",
@@ -155,7 +196,7 @@ pub fn check_number(
         .as_ref()
         .and_then(|c| c.custom_sip_header.as_deref())
     {
-        if let Err(message) = check_name(header, 100) {
+        if let Err(message) = check_name(header, MAX_CUSTOM_SIP_HEADER) {
             errors.push(field(
                 "InvalidCustomSipHeader",
                 path("configuration.customSipHeader"),
@@ -184,7 +225,7 @@ fn check_teams(service: &TeamsNumberService, at: &str, errors: &mut Vec<ErrorDet
             errors.push(field(
                 "InvalidAssignmentStatus",
                 format!("{at}.assignmentStatus"),
-                format!("'{status}' is not one of: assigned, unassigned"),
+                format!("'{}' is not one of: assigned, unassigned", clip(status)),
             ));
         }
     }
@@ -199,7 +240,35 @@ fn check_teams(service: &TeamsNumberService, at: &str, errors: &mut Vec<ErrorDet
             errors.push(field(
                 "InvalidUsage",
                 format!("{at}.usage"),
-                format!("'{usage}' is not one of: {}", Usage::NAMES.join(", ")),
+                format!(
+                    "'{}' is not one of: {}",
+                    clip(usage),
+                    Usage::NAMES.join(", ")
+                ),
+            ));
+        }
+    }
+    for (key, len) in [
+        ("choosableCapabilities", config.choosable_capabilities.len()),
+        ("additionalUsages", config.additional_usages.len()),
+    ] {
+        if len > MAX_LIST {
+            errors.push(field(
+                "TooManyValues",
+                format!("{at}.{key}"),
+                format!("{key} has {len} entries; at most {MAX_LIST} are allowed"),
+            ));
+        }
+    }
+    for (key, value) in [
+        ("civicAddressId", &config.civic_address_id),
+        ("locationId", &config.location_id),
+    ] {
+        if value.as_deref().is_some_and(|v| too_long(v, MAX_ID)) {
+            errors.push(field(
+                "ValueTooLong",
+                format!("{at}.{key}"),
+                format!("{key} is longer than {MAX_ID} characters"),
             ));
         }
     }
@@ -209,7 +278,8 @@ fn check_teams(service: &TeamsNumberService, at: &str, errors: &mut Vec<ErrorDet
                 "InvalidCapability",
                 format!("{at}.choosableCapabilities[{i}]"),
                 format!(
-                    "'{capability}' is not one of: {}",
+                    "'{}' is not one of: {}",
+                    clip(capability),
                     Capability::NAMES.join(", ")
                 ),
             ));
@@ -220,7 +290,11 @@ fn check_teams(service: &TeamsNumberService, at: &str, errors: &mut Vec<ErrorDet
             errors.push(field(
                 "InvalidUsage",
                 format!("{at}.additionalUsages[{i}]"),
-                format!("'{usage}' is not one of: {}", Usage::NAMES.join(", ")),
+                format!(
+                    "'{}' is not one of: {}",
+                    clip(usage),
+                    Usage::NAMES.join(", ")
+                ),
             ));
         }
     }
@@ -229,7 +303,7 @@ fn check_teams(service: &TeamsNumberService, at: &str, errors: &mut Vec<ErrorDet
             errors.push(field(
                 "InvalidDisplayedCountryCode",
                 format!("{at}.displayedCountryCode"),
-                format!("'{code}' is not a two-letter country code"),
+                format!("'{}' is not a two-letter country code", clip(code)),
             ));
         }
     }
@@ -263,7 +337,7 @@ pub fn check_account(
     existing: Option<(&AccountRecord, super::store::ServiceCounts)>,
 ) -> Vec<ErrorDetail> {
     let mut errors = Vec::new();
-    if let Err(message) = check_name(name, 100) {
+    if let Err(message) = check_name(name, MAX_NAME) {
         errors.push(field(
             "InvalidAccountName",
             "name",
@@ -275,25 +349,37 @@ pub fn check_account(
             errors.push(field(
                 "AccountNameMismatch",
                 "name",
-                format!("name '{body_name}' does not match '{name}' in the path"),
+                format!(
+                    "name '{}' does not match '{name}' in the path",
+                    clip(body_name)
+                ),
             ));
         }
     }
     if let Some(id) = &account.correlation_id {
-        if id.chars().count() > 100 {
+        if too_long(id, MAX_CORRELATION_ID) {
             errors.push(field(
                 "InvalidCorrelationId",
                 "correlationId",
-                "correlationId is longer than 100 characters",
+                format!("correlationId is longer than {MAX_CORRELATION_ID} characters"),
             ));
         }
     }
     let d = &account.service_details;
-    if let Some(dr) = d.teams_direct_routing.as_ref().filter(|s| s.enabled) {
+    if let Some(tenant) = &d.teams_tenant_id {
+        if too_long(tenant, MAX_ID) {
+            errors.push(field(
+                "ValueTooLong",
+                "serviceDetails.teamsTenantId",
+                format!("teamsTenantId is longer than {MAX_ID} characters"),
+            ));
+        }
+    }
+    if let Some(dr) = d.teams_direct_routing.as_ref() {
         if let Some(config) = &dr.configuration {
             let at = "serviceDetails.teamsDirectRouting.configuration";
             if let Some(subdomain) = &config.subdomain {
-                if let Err(message) = check_name(subdomain, 10) {
+                if let Err(message) = check_name(subdomain, MAX_SUBDOMAIN) {
                     errors.push(field(
                         "InvalidSubdomain",
                         format!("{at}.subdomain"),
@@ -307,7 +393,7 @@ pub fn check_account(
                     ("region2Token", &tokens.region2_token),
                 ] {
                     if let Some(token) = token {
-                        if let Err(message) = check_name(token, 100) {
+                        if let Err(message) = check_name(token, MAX_SUBDOMAIN_TOKEN) {
                             errors.push(field(
                                 "InvalidSubdomainToken",
                                 format!("{at}.subdomainTokens.{key}"),

@@ -250,12 +250,13 @@ pub fn load_seed(path: &Path) -> Result<Seed, String> {
         .map_err(|e| format!("{}: at {}: {}", path.display(), e.path(), e.inner()))
 }
 
-/// The state file.
+/// The state file. (ETags are not kept: they are derived from what is
+/// served. Files from versions that kept them load; the extra fields are
+/// ignored.)
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub version: u32,
-    pub next_etag: u64,
     pub accounts: Vec<AccountSnapshot>,
     /// Distinct number bodies; numbers refer to them by index.
     pub bodies: Vec<NumberBody>,
@@ -270,8 +271,10 @@ pub struct Snapshot {
 #[serde(rename_all = "camelCase")]
 pub struct AccountSnapshot {
     pub account: Account,
-    pub etag: u64,
     pub modified: Millis,
+    /// Absent in older files: then `modified`.
+    #[serde(default)]
+    pub subdomain_since: Option<Millis>,
     pub sync_due: Option<Millis>,
 }
 
@@ -281,7 +284,6 @@ pub struct NumberSnapshot {
     pub number: u64,
     pub account: String,
     pub body: usize,
-    pub etag: u64,
     pub modified: Millis,
     pub sync_due: Option<Millis>,
     pub writes: u32,
@@ -291,7 +293,6 @@ pub struct NumberSnapshot {
 #[serde(rename_all = "camelCase")]
 pub struct RfiSnapshot {
     pub rfi: RequestForInformation,
-    pub etag: u64,
 }
 
 fn due(sync: Sync) -> Option<Millis> {
@@ -313,7 +314,6 @@ impl Store {
         let mut store = Store::default();
         for account in seed.accounts {
             let name = account.name.clone().ok_or("a seed account has no name")?;
-            let etag = store.next_etag();
             let sync = if super::api::account_syncs(&account) {
                 Sync::Due(now)
             } else {
@@ -323,8 +323,8 @@ impl Store {
                 name,
                 AccountRecord {
                     account,
-                    etag,
                     modified: now,
+                    subdomain_since: now,
                     sync,
                     numbers: BTreeSet::new(),
                 },
@@ -348,14 +348,12 @@ impl Store {
                 Sync::None
             };
             let body = store.intern(super::rules::number_body(&number));
-            let etag = store.next_etag();
             let account = store.account_name(&account);
             store.put_number(
                 digits,
                 NumberRecord {
                     account,
                     body,
-                    etag,
                     modified: now,
                     sync,
                     writes: 0,
@@ -363,10 +361,7 @@ impl Store {
             );
         }
         for rfi in seed.requests_for_information {
-            let etag = store.next_etag();
-            store
-                .rfis
-                .insert(rfi.tenant_id.clone(), RfiRecord { rfi, etag });
+            store.rfis.insert(rfi.tenant_id.clone(), RfiRecord { rfi });
         }
         for (account, addresses) in seed.civic_addresses {
             store.civic.insert(
@@ -395,7 +390,6 @@ impl Store {
                     number,
                     account: record.account.to_string(),
                     body,
-                    etag: record.etag,
                     modified: record.modified,
                     sync_due: due(record.sync),
                     writes: record.writes,
@@ -404,14 +398,13 @@ impl Store {
             .collect();
         Snapshot {
             version: 1,
-            next_etag: self.peek_etag(),
             accounts: self
                 .accounts
                 .values()
                 .map(|a| AccountSnapshot {
                     account: a.account.clone(),
-                    etag: a.etag,
                     modified: a.modified,
+                    subdomain_since: Some(a.subdomain_since),
                     sync_due: due(a.sync),
                 })
                 .collect(),
@@ -420,10 +413,7 @@ impl Store {
             rfis: self
                 .rfis
                 .values()
-                .map(|r| RfiSnapshot {
-                    rfi: r.rfi.clone(),
-                    etag: r.etag,
-                })
+                .map(|r| RfiSnapshot { rfi: r.rfi.clone() })
                 .collect(),
             civic_addresses: self
                 .civic
@@ -455,8 +445,8 @@ impl Store {
                 name,
                 AccountRecord {
                     account: a.account,
-                    etag: a.etag,
                     modified: a.modified,
+                    subdomain_since: a.subdomain_since.unwrap_or(a.modified),
                     sync: sync_of(a.sync_due),
                     numbers: BTreeSet::new(),
                 },
@@ -478,7 +468,6 @@ impl Store {
                 NumberRecord {
                     account,
                     body,
-                    etag: n.etag,
                     modified: n.modified,
                     sync: sync_of(n.sync_due),
                     writes: n.writes,
@@ -486,13 +475,9 @@ impl Store {
             );
         }
         for r in snapshot.rfis {
-            store.rfis.insert(
-                r.rfi.tenant_id.clone(),
-                RfiRecord {
-                    rfi: r.rfi,
-                    etag: r.etag,
-                },
-            );
+            store
+                .rfis
+                .insert(r.rfi.tenant_id.clone(), RfiRecord { rfi: r.rfi });
         }
         for (account, addresses) in snapshot.civic_addresses {
             store.civic.insert(
@@ -502,7 +487,6 @@ impl Store {
         }
         store.repeats = RepeatCache::restore(snapshot.repeatability);
         store.counters = snapshot.counters;
-        store.set_next_etag(snapshot.next_etag);
         store.dirty = false;
         Ok(store)
     }

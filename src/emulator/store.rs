@@ -50,7 +50,6 @@ pub enum Sync {
 pub struct NumberRecord {
     pub account: Arc<str>,
     pub body: Arc<NumberBody>,
-    pub etag: u64,
     pub modified: Millis,
     pub sync: Sync,
     /// How many writes changed this number: tests prove nothing is
@@ -62,8 +61,11 @@ pub struct NumberRecord {
 pub struct AccountRecord {
     /// The writable fields as last written.
     pub account: Account,
-    pub etag: u64,
     pub modified: Millis,
+    /// When the Direct Routing subdomain and tokens were last changed:
+    /// provisioning them takes the sync delay from then, whatever else
+    /// the account's writes change.
+    pub subdomain_since: Millis,
     pub sync: Sync,
     pub numbers: BTreeSet<u64>,
 }
@@ -71,7 +73,6 @@ pub struct AccountRecord {
 #[derive(Clone, Debug)]
 pub struct RfiRecord {
     pub rfi: RequestForInformation,
-    pub etag: u64,
 }
 
 /// Counters for `/_emulator/stats`.
@@ -94,6 +95,7 @@ pub struct Counters {
     pub per_route: BTreeMap<String, u64>,
 }
 
+#[derive(Default)]
 pub struct Store {
     pub accounts: BTreeMap<String, AccountRecord>,
     pub numbers: BTreeMap<u64, NumberRecord>,
@@ -101,59 +103,29 @@ pub struct Store {
     pub civic: BTreeMap<String, BTreeMap<String, CivicAddress>>,
     pub counters: Counters,
     pub repeats: RepeatCache,
-    next_etag: u64,
     bodies: FxHashSet<Arc<NumberBody>>,
     account_names: FxHashMap<String, Arc<str>>,
     /// Changed since the last save.
     pub dirty: bool,
 }
 
-impl Default for Store {
-    fn default() -> Self {
-        Store {
-            accounts: BTreeMap::new(),
-            numbers: BTreeMap::new(),
-            rfis: BTreeMap::new(),
-            civic: BTreeMap::new(),
-            counters: Counters::default(),
-            repeats: RepeatCache::default(),
-            next_etag: 1,
-            bodies: FxHashSet::default(),
-            account_names: FxHashMap::default(),
-            dirty: false,
-        }
-    }
-}
-
-/// ETags are quoted, strong, and unique across the store.
-pub fn etag_text(etag: u64) -> String {
-    format!("\"0x{etag:012X}\"")
+/// The strong ETag of a representation: a hash of the bytes served, so it
+/// changes exactly when they do (sync status and counts included).
+pub fn etag_of(served: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(served);
+    format!("\"0x{}\"", hex::encode_upper(&digest[..8]))
 }
 
 /// `If-Match` / `If-None-Match` lists: `*` or quoted tags.
-pub fn etag_matches(header: &str, etag: Option<u64>) -> bool {
+pub fn etag_matches(header: &str, etag: Option<&str>) -> bool {
     header.split(',').map(str::trim).any(|candidate| {
         candidate == "*" && etag.is_some()
-            || etag.is_some_and(|e| candidate.trim_start_matches("W/") == etag_text(e))
+            || etag.is_some_and(|e| candidate.trim_start_matches("W/") == e)
     })
 }
 
 impl Store {
-    /// The ETag the next write will get (for saving).
-    pub fn peek_etag(&self) -> u64 {
-        self.next_etag
-    }
-
-    pub fn set_next_etag(&mut self, next: u64) {
-        self.next_etag = self.next_etag.max(next);
-    }
-
-    pub fn next_etag(&mut self) -> u64 {
-        let etag = self.next_etag;
-        self.next_etag += 1;
-        etag
-    }
-
     /// The shared copy of `body`.
     pub fn intern(&mut self, body: NumberBody) -> Arc<NumberBody> {
         if let Some(existing) = self.bodies.get(&body) {
