@@ -347,6 +347,7 @@ mod tests {
             &RawRow {
                 row: 2,
                 at: 0,
+                sheet: None,
                 cells: csv::StringRecord::from(cells.to_vec()),
                 notes: vec![],
             },

@@ -74,7 +74,7 @@ proptest! {
         let headings: Vec<String> = columns.iter().map(|c| c.heading()).collect();
         let Ok(header) = HeaderMap::new(&headings, false) else { return Ok(()); };
         let rules = RowRules::new(&header, &options).unwrap();
-        let row = RawRow { row: 7, at: 0, cells: csv::StringRecord::from(cells), notes: vec![] };
+        let row = RawRow { row: 7, at: 0, cells: csv::StringRecord::from(cells), notes: vec![], sheet: None };
         let check = rules.check(&row);
         prop_assert!(check.findings.iter().all(|f| f.row == 7));
         prop_assert!(check.numbers.len() <= options.max_range.max(1));

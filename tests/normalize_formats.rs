@@ -88,6 +88,7 @@ fn check(cell: &str, region: &str) -> (Numbers, Vec<String>) {
         at: 0,
         cells: csv::StringRecord::from(vec![cell, "contoso", "true"]),
         notes: vec![],
+        sheet: None,
     });
     let errors = check
         .findings

@@ -37,8 +37,10 @@ pub struct ReadArgs {
     #[arg(long, value_parser = acgbulk::csvconf::parse_delimiter, help_heading = "Reading")]
     pub delimiter: Option<u8>,
 
-    /// Spreadsheet sheet to read, by name or 1-based position [default: the first]
-    #[arg(long, value_name = "NAME|INDEX", help_heading = "Reading")]
+    /// Spreadsheet sheet to read, by name or 1-based position; `all`, or a
+    /// list such as `London,Leeds`, reads several sheets as one (a sheet
+    /// with no heading row is skipped with a note) [default: the first]
+    #[arg(long, value_name = "NAME|INDEX|all|LIST", help_heading = "Reading")]
     pub sheet: Option<String>,
 
     /// Skip columns whose heading is unknown, instead of refusing the sheet

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! acgbulk validate INPUT [--report FILE] [--json] [--strict] [--normalize
-//!                  [--default-country CC]] [--account NAME] [--sheet NAME|INDEX]
+//!                  [--default-country CC]] [--account NAME] [--sheet NAME|INDEX|all|LIST]
 //!                  [--delimiter D] [--ignore-unknown-columns] [--max-range N]
 //! ```
 //!
@@ -151,9 +151,12 @@ pub fn print_summary(summary: &Summary, report: &Path, first: &[Finding]) {
     }
     if !first.is_empty() {
         for f in first {
+            let place = match &f.sheet {
+                Some(sheet) => format!("{sheet} row {}", f.row),
+                None => format!("row {:>6}", f.row),
+            };
             eprintln!(
-                "  row {:>6}  {:<8} {:<22} {}",
-                f.row,
+                "  {place}  {:<8} {:<22} {}",
                 f.severity.as_str(),
                 f.code.as_str(),
                 f.message

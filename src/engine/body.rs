@@ -36,6 +36,7 @@ mod tests {
         let row = RawRow {
             row: 2,
             at: 0,
+            sheet: None,
             cells: csv::StringRecord::from(vec![
                 "+18005550100..+18005550109",
                 "YES",

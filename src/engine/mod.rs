@@ -240,9 +240,11 @@ fn prepare_from(
     let read_fingerprint = opened.fingerprint();
     let sheet_header = opened.header.clone();
     let mut report =
-        ReportWriter::create(&options.report).map_err(|source| EngineError::Write {
-            path: options.report.clone(),
-            source,
+        ReportWriter::create_with(&options.report, opened.several_sheets()).map_err(|source| {
+            EngineError::Write {
+                path: options.report.clone(),
+                source,
+            }
         })?;
     let mut first = Vec::new();
     let validated = pipeline::validate(
@@ -868,7 +870,8 @@ pub async fn execute(
         path: results_path.clone(),
         source,
     };
-    let mut live = ResultsWriter::create(&header.results).map_err(write_err)?;
+    let mut live = ResultsWriter::create_with(&header.results, ctx.expanded.several_sheets())
+        .map_err(write_err)?;
     let mut pending = Vec::new();
     for (b, outcome) in outcomes.iter_mut().enumerate() {
         match known_batch(&ctx, b) {
@@ -1168,8 +1171,10 @@ fn write_batch_lines(
         {
             let entry = ctx.expanded.entries[e as usize];
             let number = e164(entry.number);
+            let row = &ctx.expanded.rows[entry.row as usize];
             out.write(&ResultLine {
-                row: ctx.expanded.rows[entry.row as usize].row,
+                sheet: ctx.expanded.sheet_of(row),
+                row: row.row,
                 telephone_number: &number,
                 account,
                 action: action.label(),
@@ -1260,7 +1265,7 @@ fn write_final(
             Some((id as u32, m.message()))
         })
         .collect();
-    results::write_atomically(&header.results, |out| {
+    results::write_atomically(&header.results, ctx.expanded.several_sheets(), |out| {
         for (e, entry) in ctx.expanded.entries.iter().enumerate() {
             let row = ctx.expanded.rows[entry.row as usize];
             let mut number = if entry.number == 0 {
@@ -1270,6 +1275,7 @@ fn write_final(
             };
             let mut account = ctx.expanded.account_of(entry).unwrap_or("").to_owned();
             let mut line = ResultLine {
+                sheet: ctx.expanded.sheet_of(&row),
                 row: row.row,
                 action,
                 ..ResultLine::default()

@@ -44,6 +44,8 @@ impl Outcome {
 /// One line of the results file.
 #[derive(Debug, Clone, Default)]
 pub struct ResultLine<'a> {
+    /// The row's sheet, when several sheets are read as one.
+    pub sheet: Option<&'a str>,
     pub row: u64,
     pub telephone_number: &'a str,
     pub account: &'a str,
@@ -62,23 +64,39 @@ pub struct ResultsWriter {
     out: csv::Writer<BufWriter<File>>,
     file: File,
     path: PathBuf,
+    /// A `sheet` column first: several sheets are read as one.
+    sheet_column: bool,
 }
 
 impl ResultsWriter {
     /// Creates (or empties) the file at `path` and writes the headings.
     pub fn create(path: &Path) -> io::Result<ResultsWriter> {
+        ResultsWriter::create_with(path, false)
+    }
+
+    /// As [`ResultsWriter::create`]; with `sheet_column` (several sheets
+    /// read as one) each line starts with its sheet.
+    pub fn create_with(path: &Path, sheet_column: bool) -> io::Result<ResultsWriter> {
         let file = File::create(path)?;
         let mut out = csvconf::writer(BufWriter::with_capacity(256 * 1024, file.try_clone()?));
-        out.write_record(HEADINGS)?;
+        if sheet_column {
+            out.write_record(std::iter::once("sheet").chain(HEADINGS))?;
+        } else {
+            out.write_record(HEADINGS)?;
+        }
         Ok(ResultsWriter {
             out,
             file,
             path: path.to_owned(),
+            sheet_column,
         })
     }
 
     pub fn write(&mut self, line: &ResultLine) -> io::Result<()> {
         let row = line.row.to_string();
+        if self.sheet_column {
+            self.out.write_field(line.sheet.unwrap_or(""))?;
+        }
         let status = line.http_status.map(|s| s.to_string()).unwrap_or_default();
         let batch = line.batch.map(|b| b.to_string()).unwrap_or_default();
         self.out.write_record([
@@ -112,13 +130,15 @@ impl ResultsWriter {
 }
 
 /// Writes a whole results file atomically: to a temporary file beside
-/// `path`, made durable, then renamed over it.
+/// `path`, made durable, then renamed over it. `sheet_column` as for
+/// [`ResultsWriter::create_with`].
 pub fn write_atomically(
     path: &Path,
+    sheet_column: bool,
     fill: impl FnOnce(&mut ResultsWriter) -> io::Result<()>,
 ) -> io::Result<()> {
     crate::durable::replace_with(path, |tmp| {
-        let mut writer = ResultsWriter::create(tmp)?;
+        let mut writer = ResultsWriter::create_with(tmp, sheet_column)?;
         fill(&mut writer)?;
         writer.finish().map(drop)
     })

@@ -47,14 +47,79 @@ impl GridRow {
     }
 }
 
-/// Opens the sheet `options` names in the workbook at `path`, by its
-/// extension or, when `by_content`, by what its bytes are.
+/// The sheets `--sheet` picks.
+pub enum Picked {
+    /// One sheet (the first, or the one named): read as today.
+    One(Grid),
+    /// `--sheet all` or a list: each sheet with its name, in the order
+    /// given (workbook order for `all`).
+    Several(Vec<(String, Grid)>),
+}
+
+/// Which sheets of a workbook whose sheets are `names` `wanted` picks:
+/// `None` for the first; an exact name, else a 1-based position; else
+/// `all`, or a comma-separated list of names or positions (so a sheet
+/// literally named `all` or `a,b` is still read alone). `Ok(None)` picks
+/// one sheet, `Ok(Some(..))` several.
+pub fn pick_sheets(
+    names: &[String],
+    wanted: Option<&str>,
+    file: &str,
+) -> Result<(String, Option<Vec<String>>), SheetError> {
+    let no_such = |wanted: &str| SheetError::NoSuchSheet {
+        file: file.to_owned(),
+        wanted: excerpt(wanted),
+        available: names.iter().map(|n| excerpt(n)).collect(),
+    };
+    let one = |wanted: &str| {
+        names
+            .iter()
+            .find(|n| *n == wanted)
+            .or_else(|| {
+                let index: usize = wanted.trim().parse().ok()?;
+                names.get(index.checked_sub(1)?)
+            })
+            .cloned()
+    };
+    let Some(wanted) = wanted else {
+        let first = names.first().cloned().ok_or_else(|| SheetError::Empty {
+            file: file.to_owned(),
+        })?;
+        return Ok((first, None));
+    };
+    if let Some(name) = one(wanted) {
+        return Ok((name, None));
+    }
+    let several: Vec<String> = if wanted.trim().eq_ignore_ascii_case("all") {
+        names.to_vec()
+    } else if wanted.contains(',') {
+        let mut picked: Vec<String> = Vec::new();
+        for part in wanted.split(',').map(str::trim) {
+            let name = one(part).ok_or_else(|| no_such(part))?;
+            if !picked.contains(&name) {
+                picked.push(name);
+            }
+        }
+        picked
+    } else {
+        return Err(no_such(wanted));
+    };
+    match several.first() {
+        Some(first) => Ok((first.clone(), Some(several))),
+        None => Err(SheetError::Empty {
+            file: file.to_owned(),
+        }),
+    }
+}
+
+/// Opens the sheet or sheets `options` names in the workbook at `path`, by
+/// its extension or, when `by_content`, by what its bytes are.
 pub fn open_grid(
     path: &Path,
     file: &str,
     options: &SheetOptions,
     by_content: bool,
-) -> Result<Grid, SheetError> {
+) -> Result<Picked, SheetError> {
     let spreadsheet_err = |e: calamine::Error| SheetError::Spreadsheet {
         file: file.to_owned(),
         message: excerpt(&e.to_string()),
@@ -84,35 +149,41 @@ fn read_grid<RS: Read + Seek>(
     mut workbook: Sheets<RS>,
     file: &str,
     options: &SheetOptions,
+) -> Result<Picked, SheetError> {
+    let names = workbook.sheet_names();
+    match pick_sheets(&names, options.sheet.as_deref(), file)? {
+        (name, None) => Ok(Picked::One(read_one(&mut workbook, file, &name)?)),
+        (_, Some(several)) => several
+            .into_iter()
+            .map(|name| match read_one(&mut workbook, file, &name) {
+                Ok(grid) => Ok((name, grid)),
+                // Excel's way of naming a cell of another sheet.
+                Err(SheetError::FarCell { file, cell, detail }) => Err(SheetError::FarCell {
+                    file,
+                    cell: format!("'{}'!{cell}", excerpt(&name)),
+                    detail,
+                }),
+                Err(other) => Err(other),
+            })
+            .collect::<Result<_, _>>()
+            .map(Picked::Several),
+    }
+}
+
+fn read_one<RS: Read + Seek>(
+    workbook: &mut Sheets<RS>,
+    file: &str,
+    name: &str,
 ) -> Result<Grid, SheetError> {
     let spreadsheet_err = |e: calamine::Error| SheetError::Spreadsheet {
         file: file.to_owned(),
         message: excerpt(&e.to_string()),
     };
-    let names = workbook.sheet_names();
-    let name = match &options.sheet {
-        None => names.first().cloned().ok_or_else(|| SheetError::Empty {
-            file: file.to_owned(),
-        })?,
-        Some(wanted) => names
-            .iter()
-            .find(|n| *n == wanted)
-            .cloned()
-            .or_else(|| {
-                let index: usize = wanted.parse().ok()?;
-                names.get(index.checked_sub(1)?).cloned()
-            })
-            .ok_or_else(|| SheetError::NoSuchSheet {
-                file: file.to_owned(),
-                wanted: excerpt(wanted),
-                available: names.iter().map(|n| excerpt(n)).collect(),
-            })?,
-    };
     let mut cells: Vec<(u32, u32, Data)> = Vec::new();
-    match &mut workbook {
+    match workbook {
         Sheets::Xlsx(book) => {
             let mut reader = book
-                .worksheet_cells_reader(&name)
+                .worksheet_cells_reader(name)
                 .map_err(|e| spreadsheet_err(e.into()))?;
             while let Some(cell) = reader.next_cell().map_err(|e| spreadsheet_err(e.into()))? {
                 if !matches!(cell.get_value(), calamine::DataRef::Empty) {
@@ -123,7 +194,7 @@ fn read_grid<RS: Read + Seek>(
         }
         Sheets::Xlsb(book) => {
             let mut reader = book
-                .worksheet_cells_reader(&name)
+                .worksheet_cells_reader(name)
                 .map_err(|e| spreadsheet_err(e.into()))?;
             while let Some(cell) = reader.next_cell().map_err(|e| spreadsheet_err(e.into()))? {
                 if !matches!(cell.get_value(), calamine::DataRef::Empty) {
@@ -134,7 +205,7 @@ fn read_grid<RS: Read + Seek>(
         }
         // xls and ods are parsed whole when opened (see `precheck`).
         _ => {
-            let range = workbook.worksheet_range(&name).map_err(spreadsheet_err)?;
+            let range = workbook.worksheet_range(name).map_err(spreadsheet_err)?;
             let (top, left) = range.start().unwrap_or((0, 0));
             cells.extend(
                 range
@@ -198,4 +269,49 @@ fn refuse_far_cells(rows: &[GridRow], file: &str) -> Result<(), SheetError> {
             last_row + 1
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pick(names: &[&str], wanted: Option<&str>) -> Result<(String, Option<Vec<String>>), String> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        pick_sheets(&names, wanted, "book.xlsx").map_err(|e| e.to_string())
+    }
+
+    fn several(names: &[&str]) -> Option<Vec<String>> {
+        Some(names.iter().map(|n| n.to_string()).collect())
+    }
+
+    #[test]
+    fn one_sheet_several_sheets_and_exact_names_first() {
+        let book = ["Read me", "London", "Leeds"];
+        assert_eq!(pick(&book, None), Ok(("Read me".into(), None)));
+        assert_eq!(pick(&book, Some("Leeds")), Ok(("Leeds".into(), None)));
+        assert_eq!(pick(&book, Some("2")), Ok(("London".into(), None)));
+        assert_eq!(
+            pick(&book, Some("ALL")).unwrap().1,
+            several(&["Read me", "London", "Leeds"])
+        );
+        assert_eq!(
+            pick(&book, Some("Leeds, 2,Leeds")).unwrap().1,
+            several(&["Leeds", "London"])
+        );
+        let err = pick(&book, Some("London,Bristol")).unwrap_err();
+        assert!(err.contains("no sheet 'Bristol'"), "{err}");
+        assert!(pick(&book, Some("London,")).is_err());
+        assert!(pick(&book, Some("Bristol")).is_err());
+        // A sheet named like a selection is read alone.
+        let odd = ["all", "London,Leeds", "London", "Leeds"];
+        assert_eq!(pick(&odd, Some("all")), Ok(("all".into(), None)));
+        assert_eq!(
+            pick(&odd, Some("London,Leeds")),
+            Ok(("London,Leeds".into(), None))
+        );
+        assert_eq!(
+            pick(&odd, Some("Leeds,London")).unwrap().1,
+            several(&["Leeds", "London"])
+        );
+    }
 }

@@ -18,6 +18,8 @@ pub struct SheetNote {
     pub row: u64,
     pub kind: NoteKind,
     pub message: String,
+    /// The sheet it is about, when several sheets are read as one.
+    pub sheet: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +153,7 @@ impl<'a> HeadingSearch<'a> {
             notes.push(SheetNote {
                 row,
                 kind: NoteKind::HeaderRow,
+                sheet: None,
                 message: format!(
                     "the headings are on row {row}; {rows} above them (not headings) were ignored"
                 ),
@@ -160,6 +163,7 @@ impl<'a> HeadingSearch<'a> {
             notes.push(SheetNote {
                 row,
                 kind: NoteKind::ColumnMapped,
+                sheet: None,
                 message: format!(
                     "column '{}' read as {column} (--map)",
                     crate::text::excerpt(heading)

@@ -86,6 +86,9 @@ pub enum SheetError {
         wanted: String,
         available: Vec<String>,
     },
+    /// `--sheet all` or a list, and no sheet has a heading row.
+    #[error("{file}: no sheet has a heading row: {}; give --header-row N, and --map 'HEADING=FIELD' for headings in your own words", tried.join("; "))]
+    NoHeadingRow { file: String, tried: Vec<String> },
     #[error("{file}: not a readable spreadsheet: {message}")]
     Spreadsheet { file: String, message: String },
     #[error("{file}: {message}")]
@@ -105,8 +108,19 @@ pub enum CellNote {
     /// A number column held a numeric cell; it was read back as `+` and its
     /// exact digits.
     Numeric { column: Column, original: String },
-    /// The cell holds a spreadsheet error such as `#N/A`.
-    Error { cell: usize, text: String },
+    /// The cell holds a spreadsheet error such as `#N/A`. `cell` is its
+    /// zero-based column in its own sheet (the letter the user sees),
+    /// `column` the known column it is under, if any.
+    Error {
+        cell: usize,
+        column: Option<Column>,
+        text: String,
+    },
+    /// `count` non-empty cells beyond the last heading of the row's sheet,
+    /// the first in zero-based column `first`. Said by rows of several
+    /// sheets read as one, whose cells are laid out under the headings of
+    /// all of them; one sheet's rows keep such cells at their end.
+    Extra { count: usize, first: usize },
     /// A number column held a date (Excel turns some digit strings into
     /// dates as they are typed).
     Date { column: Column, text: String },
@@ -122,6 +136,9 @@ pub struct RawRow {
     pub at: u64,
     pub cells: StringRecord,
     pub notes: Vec<CellNote>,
+    /// The row's sheet, when several sheets are read as one (`--sheet all`
+    /// or a list); `None` otherwise.
+    pub sheet: Option<Arc<str>>,
 }
 
 impl RawRow {
@@ -192,6 +209,203 @@ enum Source {
         grid: Grid,
         next: usize,
     },
+    /// Several sheets as one: `part` is the sheet being read, `next` the
+    /// index of its next grid row.
+    Parts {
+        parts: Vec<Part>,
+        part: usize,
+        next: usize,
+    },
+}
+
+/// One sheet of several read as one input.
+struct Part {
+    name: Arc<str>,
+    grid: Grid,
+    /// The sheet's own headings.
+    header: HeaderMap,
+    /// Index in `grid.rows` of the heading row.
+    heading_index: usize,
+    /// The `at` of `grid.rows[0]`: the sheets' rows are numbered one after
+    /// another, so a [`RawRow::at`] finds its sheet and row.
+    base: u64,
+    /// The unified cell index of each of the sheet's cells under a known
+    /// heading.
+    remap: Vec<Option<usize>>,
+}
+
+/// Several sheets read as one: the sheets with a heading row, the heading
+/// map of all of them, and what to say about how they were read.
+struct Parts {
+    parts: Vec<Part>,
+    header: HeaderMap,
+    notes: Vec<SheetNote>,
+}
+
+impl Parts {
+    /// Finds each sheet's heading row and lays the sheets out under one
+    /// heading map: every known column any of them has, in the export's
+    /// order, under its portal heading. A sheet with no heading row (a
+    /// "Read me") is passed over with a note; a sheet whose headings are
+    /// wrong (a known heading, but a typo or a duplicate beside it) stops
+    /// the read, as it would alone.
+    fn open(
+        sheets: Vec<(String, Grid)>,
+        file: &str,
+        options: &SheetOptions,
+    ) -> Result<Parts, SheetError> {
+        let mut parts = Vec::new();
+        let mut notes = Vec::new();
+        let mut tried = Vec::new();
+        let mut base = 0u64;
+        for (name, grid) in sheets {
+            let name: Arc<str> = name.into();
+            let place = format!("{file}, sheet '{}'", excerpt(&name));
+            match grid_header(&grid, &place, options) {
+                Ok((header, heading_index, sheet_notes)) => {
+                    notes.extend(sheet_notes.into_iter().map(|note| SheetNote {
+                        sheet: Some(name.clone()),
+                        ..note
+                    }));
+                    let rows = grid.rows.len() as u64;
+                    parts.push(Part {
+                        name,
+                        grid,
+                        header,
+                        heading_index,
+                        base,
+                        remap: Vec::new(),
+                    });
+                    base += rows;
+                }
+                Err(SheetError::Headings { .. } | SheetError::Empty { .. })
+                    if !has_known_heading(&grid, options) =>
+                {
+                    let first = grid.rows.first().map(|row| {
+                        let cells: Vec<String> = row
+                            .dense(0)
+                            .into_iter()
+                            .map(cell_text)
+                            .filter(|c| !c.trim().is_empty())
+                            .collect();
+                        (row.row as u64 + 1, excerpt(&cells.join(" | ")))
+                    });
+                    let (row, why) = match first {
+                        Some((row, text)) => (row, format!("no heading row (first row: '{text}')")),
+                        None => (0, "no cells".to_owned()),
+                    };
+                    tried.push(format!("'{}' has {why}", excerpt(&name)));
+                    notes.push(SheetNote {
+                        row,
+                        kind: NoteKind::SheetSkipped,
+                        message: format!("sheet '{}' has {why}: not read", excerpt(&name)),
+                        sheet: Some(name),
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if parts.is_empty() {
+            return Err(SheetError::NoHeadingRow {
+                file: file.to_owned(),
+                tried,
+            });
+        }
+        let columns: Vec<Column> = Column::all()
+            .iter()
+            .copied()
+            .filter(|&c| parts.iter().any(|p| p.header.has(c)))
+            .collect();
+        let headings: Vec<String> = columns.iter().map(|c| c.heading()).collect();
+        let mut header =
+            HeaderMap::new(&headings, false).map_err(|error| SheetError::Headings {
+                file: file.to_owned(),
+                row: 0,
+                error,
+            })?;
+        for part in &mut parts {
+            part.remap = (0..part.header.headings.len())
+                .map(|i| part.header.column_at(i).and_then(|c| header.position(c)))
+                .collect();
+            for ignored in &part.header.ignored {
+                if !header.ignored.contains(ignored) {
+                    header.ignored.push(ignored.clone());
+                }
+            }
+            for mapped in &part.header.mapped {
+                if !header.mapped.contains(mapped) {
+                    header.mapped.push(mapped.clone());
+                }
+            }
+        }
+        Ok(Parts {
+            parts,
+            header,
+            notes,
+        })
+    }
+
+    /// The sheet whose rows include `at`.
+    fn part_of(&self, at: u64) -> Option<&Part> {
+        let index = self
+            .parts
+            .partition_point(|p| p.base <= at)
+            .checked_sub(1)?;
+        self.parts.get(index)
+    }
+}
+
+impl Part {
+    /// Row `index` of the sheet's grid, its cells laid out under the
+    /// heading map of all the sheets (`width` headings); `None` for a blank
+    /// row.
+    fn row(&self, index: usize, width: usize) -> Option<RawRow> {
+        let own = grid_row(&self.grid, index, &self.header)?;
+        let own_width = self.header.headings.len();
+        let mut cells = vec![""; width];
+        for (cell, &to) in own.cells.iter().zip(&self.remap) {
+            if let Some(to) = to {
+                cells[to] = cell;
+            }
+        }
+        let extra: Vec<usize> = (own_width..own.cells.len())
+            .filter(|&i| !own.cells[i].trim().is_empty())
+            .collect();
+        let mut notes = own.notes;
+        if let Some(&first) = extra.first() {
+            notes.push(CellNote::Extra {
+                count: extra.len(),
+                first,
+            });
+        }
+        Some(RawRow {
+            row: own.row,
+            at: self.base + index as u64,
+            cells: StringRecord::from(cells),
+            notes,
+            sheet: Some(self.name.clone()),
+        })
+    }
+}
+
+/// Whether any row near the top of `grid` has a cell that is a known or
+/// mapped heading: a sheet meant to be a number sheet, whose heading row
+/// is wrong rather than absent.
+fn has_known_heading(grid: &Grid, options: &SheetOptions) -> bool {
+    let last = options.header_row.unwrap_or(0).max(heading::SEARCH_ROWS);
+    grid.rows
+        .iter()
+        .take_while(|row| (row.row as u64) < last)
+        .flat_map(|row| row.cells.iter())
+        .any(|(_, value)| {
+            let text = cell_text(value);
+            let text = text.trim();
+            Column::from_heading(text).is_some()
+                || options
+                    .map
+                    .iter()
+                    .any(|m| m.heading.eq_ignore_ascii_case(text))
+        })
 }
 
 /// What [`open_input`] found at a path.
@@ -203,6 +417,8 @@ pub(crate) enum Opened {
     /// A workbook: read whole from a regular file, so not fingerprinted
     /// here (see [`Sheet::fingerprint`]).
     Grid { grid: Grid },
+    /// Several sheets of a workbook (`--sheet all` or a list), by name.
+    Grids { sheets: Vec<(String, Grid)> },
 }
 
 /// Opens `path` by what it holds: CSV text (streamed through a [`input::Tee`]
@@ -233,8 +449,7 @@ pub(crate) fn open_input(
         let text =
             !head.is_empty() && matches!(csvread::sniff(&head, options.delimiter), Sniffed::Csv(_));
         if !text {
-            let grid = grid::open_grid(path, file, options, false)?;
-            return Ok(Opened::Grid { grid });
+            return Ok(grid::open_grid(path, file, options, false)?.into());
         }
         tracing::warn!("{file} holds text, not a workbook: reading it as CSV");
     }
@@ -257,8 +472,7 @@ pub(crate) fn open_input(
         }),
         Sniffed::Workbook(kind) => {
             tracing::warn!("{file} is {kind}, not CSV text: reading it as a workbook");
-            let grid = grid::open_grid(path, file, options, true)?;
-            Ok(Opened::Grid { grid })
+            Ok(grid::open_grid(path, file, options, true)?.into())
         }
         Sniffed::Csv(layout) => {
             let mut head = Cursor::new(head);
@@ -269,6 +483,15 @@ pub(crate) fn open_input(
                 reader: RecordReader::new(input, layout, layout.skip, layout.first_line),
                 fingerprint,
             })
+        }
+    }
+}
+
+impl From<grid::Picked> for Opened {
+    fn from(picked: grid::Picked) -> Opened {
+        match picked {
+            grid::Picked::One(grid) => Opened::Grid { grid },
+            grid::Picked::Several(sheets) => Opened::Grids { sheets },
         }
     }
 }
@@ -301,6 +524,28 @@ impl Sheet {
                     source: Source::Grid {
                         grid,
                         next: header_index + 1,
+                    },
+                    file,
+                    fingerprint: Fingerprint::default(),
+                    rows_read: 0,
+                    allow_no_rows: false,
+                })
+            }
+            Opened::Grids { sheets } => {
+                let Parts {
+                    parts,
+                    header,
+                    notes,
+                } = Parts::open(sheets, &file, options)?;
+                let first = &parts[0];
+                Ok(Sheet {
+                    header_row: first.grid.rows[first.heading_index].row as u64 + 1,
+                    header: Arc::new(header),
+                    notes,
+                    source: Source::Parts {
+                        next: first.heading_index + 1,
+                        parts,
+                        part: 0,
                     },
                     file,
                     fingerprint: Fingerprint::default(),
@@ -369,6 +614,22 @@ impl Sheet {
         self.fingerprint.clone()
     }
 
+    /// Whether several sheets are read as one (`--sheet all` or a list):
+    /// then every row and finding names its sheet.
+    pub fn several_sheets(&self) -> bool {
+        matches!(self.source, Source::Parts { .. })
+    }
+
+    /// Where each sheet read starts, when several are: the `at` of its
+    /// first row (rows are numbered across the sheets one after another)
+    /// and its name, in order. Empty for one sheet.
+    pub fn sheet_starts(&self) -> Vec<(u64, Arc<str>)> {
+        match &self.source {
+            Source::Parts { parts, .. } => parts.iter().map(|p| (p.base, p.name.clone())).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Accepts a sheet with headings and no rows (an export of an empty
     /// service); otherwise that is [`SheetError::NoRows`].
     pub fn allow_no_rows(mut self) -> Sheet {
@@ -415,6 +676,24 @@ impl Sheet {
                         None => continue,
                     }
                 }
+                Source::Parts { parts, part, next } => {
+                    let Some(current) = parts.get(*part) else {
+                        break;
+                    };
+                    if *next >= current.grid.rows.len() {
+                        *part += 1;
+                        if let Some(following) = parts.get(*part) {
+                            *next = following.heading_index + 1;
+                        }
+                        continue;
+                    }
+                    let index = *next;
+                    *next += 1;
+                    match current.row(index, self.header.headings.len()) {
+                        Some(row) => *slot = row,
+                        None => continue,
+                    }
+                }
             }
             filled += 1;
         }
@@ -443,6 +722,7 @@ enum RandomSource {
         record: ByteRecord,
     },
     Grid(Grid),
+    Parts(Parts),
 }
 
 impl RowReader {
@@ -457,6 +737,9 @@ impl RowReader {
         let file = display_name(path);
         let source = match open_input(path, &file, options, None)? {
             Opened::Grid { grid } => RandomSource::Grid(grid),
+            // The same file read the same way finds the same sheets and
+            // headings, so `at` finds the same rows.
+            Opened::Grids { sheets } => RandomSource::Parts(Parts::open(sheets, &file, options)?),
             Opened::Csv { reader, .. } => {
                 // Sniffed through a stream; rows are read from the file.
                 let layout: Layout = reader.layout();
@@ -506,11 +789,17 @@ impl RowReader {
                         at,
                         cells: text_record(record.clone(), place, &self.file, Some(&self.header))?,
                         notes: Vec::new(),
+                        sheet: None,
                     }),
                     _ => Err(changed(&self.file, "row not found")),
                 }
             }
             RandomSource::Grid(grid) => grid_row(grid, at as usize, &self.header)
+                .ok_or_else(|| changed(&self.file, "row is empty")),
+            RandomSource::Parts(parts) => parts
+                .part_of(at)
+                .filter(|part| at - part.base > part.heading_index as u64)
+                .and_then(|part| part.row((at - part.base) as usize, self.header.headings.len()))
                 .ok_or_else(|| changed(&self.file, "row is empty")),
         }
     }
@@ -701,6 +990,7 @@ fn grid_row(grid: &Grid, index: usize, header: &HeaderMap) -> Option<RawRow> {
         match value {
             Data::Error(e) => notes.push(CellNote::Error {
                 cell: c,
+                column: header.column_at(c),
                 text: e.to_string(),
             }),
             Data::DateTime(_) | Data::DateTimeIso(_) => {
@@ -742,6 +1032,7 @@ fn grid_row(grid: &Grid, index: usize, header: &HeaderMap) -> Option<RawRow> {
         at: index as u64,
         cells,
         notes,
+        sheet: None,
     })
 }
 

@@ -59,6 +59,12 @@ pub fn read_table(
                 }
             }
         }
+        Opened::Grids { .. } => {
+            return Err(SheetError::NotASheet {
+                file,
+                message: "this sheet is read from one sheet of the workbook: give --sheet NAME (or its position)".into(),
+            })
+        }
         Opened::Csv { mut reader, .. } => {
             let mut record = ByteRecord::new();
             while let Some(place) = reader

@@ -121,6 +121,9 @@ impl Severity {
 /// One line of the validation report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// The row's sheet, when several sheets are read as one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<std::sync::Arc<str>>,
     pub row: u64,
     #[serde(rename = "telephoneNumber")]
     pub telephone_number: String,
@@ -231,6 +234,13 @@ pub fn number_text(row: &RawRow, header: &HeaderMap) -> String {
     }
 }
 
+fn extra_cells_message(count: usize, first: usize) -> String {
+    format!(
+        "{count} cell(s) beyond the last heading, from column {}; is a delimiter inside an unquoted cell?",
+        column_letters(first)
+    )
+}
+
 /// `+digits` text for a number kept as digits.
 pub fn e164(number: u64) -> String {
     format!("+{number}")
@@ -259,6 +269,7 @@ impl Out<'_> {
             self.row_invalid = true;
         }
         self.findings.push(Finding {
+            sheet: self.row.sheet.clone(),
             row: self.row.row,
             telephone_number: self.number_text.clone(),
             severity,
@@ -376,8 +387,8 @@ impl<'a> RowRules<'a> {
 
         for note in &row.notes {
             match note {
-                CellNote::Error { cell, text } => {
-                    let column = h.column_at(*cell);
+                CellNote::Error { cell, column, text } => {
+                    let column = *column;
                     let name = column
                         .map(|c| c.heading())
                         .unwrap_or_else(|| column_letters(*cell));
@@ -391,6 +402,12 @@ impl<'a> RowRules<'a> {
                         ),
                     );
                 }
+                CellNote::Extra { count, first } => out.push(
+                    Severity::Error,
+                    Code::ExtraCells,
+                    None,
+                    extra_cells_message(*count, *first),
+                ),
                 // Read, and reported, with the number (see `read_number`).
                 CellNote::Numeric { .. } | CellNote::Date { .. } => {}
             }
@@ -404,11 +421,7 @@ impl<'a> RowRules<'a> {
                     Severity::Error,
                     Code::ExtraCells,
                     None,
-                    format!(
-                        "{} cell(s) beyond the last heading, from column {}; is a delimiter inside an unquoted cell?",
-                        extra.len(),
-                        column_letters(first)
-                    ),
+                    extra_cells_message(extra.len(), first),
                 );
             }
         }
@@ -1207,8 +1220,8 @@ pub fn validate_file(
     }
     let sheet = crate::sheet::Sheet::open(input, sheet_options)?;
     let header = sheet.header.clone();
-    let mut writer =
-        report::ReportWriter::create(report).map_err(pipeline::ValidateError::Report)?;
+    let mut writer = report::ReportWriter::create_with(report, sheet.several_sheets())
+        .map_err(pipeline::ValidateError::Report)?;
     let mut first = Vec::new();
     let validated = pipeline::validate(
         sheet,
@@ -1293,6 +1306,7 @@ mod tests {
         rules.check(&RawRow {
             row: 2,
             at: 0,
+            sheet: None,
             cells: StringRecord::from(cells.to_vec()),
             notes: vec![],
         })
@@ -1413,6 +1427,7 @@ mod tests {
         rules.check(&RawRow {
             row: 2,
             at: 0,
+            sheet: None,
             cells: StringRecord::from(vec![cell, "a", "true"]),
             notes: vec![CellNote::Numeric {
                 column: Column::TelephoneNumber,

@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Rows per chunk handed to a worker.
 const CHUNK_ROWS: usize = 2048;
@@ -70,9 +70,40 @@ pub struct Expanded {
     pub fields: Vec<crate::record::Fields>,
     /// Index into `fields` per entry, when collected.
     entry_fields: Vec<u32>,
+    /// When several sheets are read as one: the `at` of each sheet's first
+    /// row and its name, in order (see [`crate::sheet::Sheet::sheet_starts`]).
+    sheets: Vec<(u64, Arc<str>)>,
 }
 
 impl Expanded {
+    /// Whether several sheets were read as one: then results and reports
+    /// name each row's sheet.
+    pub fn several_sheets(&self) -> bool {
+        !self.sheets.is_empty()
+    }
+
+    /// The sheet of a row, when several sheets were read as one.
+    pub fn sheet_of(&self, row: &RowRef) -> Option<&str> {
+        self.sheet_arc(row).map(|name| &**name)
+    }
+
+    fn sheet_arc(&self, row: &RowRef) -> Option<&Arc<str>> {
+        let index = self
+            .sheets
+            .partition_point(|(first, _)| *first <= row.at)
+            .checked_sub(1)?;
+        self.sheets.get(index).map(|(_, name)| name)
+    }
+
+    /// A row as messages name it: `row 7`, or `London row 7` when several
+    /// sheets were read.
+    pub fn place(&self, row: &RowRef) -> String {
+        match self.sheet_of(row) {
+            Some(sheet) => format!("{sheet} row {}", row.row),
+            None => format!("row {}", row.row),
+        }
+    }
+
     pub fn is_invalid(&self, entry: usize) -> bool {
         self.invalid[entry / 64] & (1 << (entry % 64)) != 0
     }
@@ -229,11 +260,18 @@ impl DuplicateIndex {
         if group.len() < 2 {
             return None;
         }
-        let row_of = |e: u32| expanded.rows[expanded.entries[e as usize].row as usize].row;
+        let row_of = |e: u32| expanded.rows[expanded.entries[e as usize].row as usize];
+        let several = expanded.several_sheets();
         let others: Vec<String> = group
             .iter()
             .filter(|&&(_, e)| e as usize != entry)
-            .map(|&(_, e)| row_of(e).to_string())
+            .map(|&(_, e)| {
+                if several {
+                    expanded.place(&row_of(e))
+                } else {
+                    row_of(e).row.to_string()
+                }
+            })
             .collect();
         let shown = others.len().min(20);
         let more = if others.len() > shown {
@@ -241,15 +279,23 @@ impl DuplicateIndex {
         } else {
             String::new()
         };
+        // `also in rows 3, 9`; across sheets `also in London row 3, Leeds
+        // row 9`.
+        let rows_word = match (several, others.len()) {
+            (true, _) => "",
+            (false, 1) => "row ",
+            (false, _) => "rows ",
+        };
+        let here = row_of(entry as u32);
         Some(Finding {
-            row: row_of(entry as u32),
+            sheet: expanded.sheet_arc(&here).cloned(),
+            row: here.row,
             telephone_number: format!("+{number}"),
             severity: Severity::Error,
             code: Code::Duplicate,
             column: crate::sheet::Column::TelephoneNumber.heading(),
             message: format!(
-                "+{number} is also in row{} {}{more}",
-                if others.len() == 1 { "" } else { "s" },
+                "+{number} is also in {rows_word}{}{more}",
                 others[..shown].join(", ")
             ),
         })
@@ -350,8 +396,10 @@ fn run(
 ) -> Result<Validated, ValidateError> {
     let header = sheet.header.clone();
     let mut collector = Collector::new(sheet.file.clone());
+    collector.expanded.sheets = sheet.sheet_starts();
     for note in &sheet.notes {
         let finding = Finding {
+            sheet: note.sheet.clone(),
             row: note.row,
             telephone_number: String::new(),
             severity: Severity::Note,
@@ -634,12 +682,12 @@ impl Collector {
             return Ok(());
         }
         // The first row of each spelling, to name in the messages.
-        let mut first_row: FxHashMap<u32, u64> = FxHashMap::default();
+        let mut first_row: FxHashMap<u32, String> = FxHashMap::default();
         for entry in &self.expanded.entries {
             if others.contains_key(&entry.account) {
-                first_row
-                    .entry(entry.account)
-                    .or_insert(self.expanded.rows[entry.row as usize].row);
+                first_row.entry(entry.account).or_insert_with(|| {
+                    self.expanded.place(&self.expanded.rows[entry.row as usize])
+                });
             }
         }
         // Entries are in input order: one finding per row, streamed.
@@ -657,10 +705,12 @@ impl Collector {
             let name = &accounts[entry.account as usize];
             let named: Vec<String> = other_ids
                 .iter()
-                .map(|&o| format!("'{}' (row {})", accounts[o as usize], first_row[&o]))
+                .map(|&o| format!("'{}' ({})", accounts[o as usize], first_row[&o]))
                 .collect();
+            let row = &self.expanded.rows[entry.row as usize];
             findings.push(Finding {
-                row: self.expanded.rows[entry.row as usize].row,
+                sheet: self.expanded.sheet_arc(row).cloned(),
+                row: row.row,
                 telephone_number: super::e164(entry.number),
                 severity: Severity::Warning,
                 code: Code::AccountCase,

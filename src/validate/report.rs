@@ -19,11 +19,20 @@ pub const REPORT_HEADINGS: [&str; 6] = [
 pub struct ReportWriter {
     out: csv::Writer<Box<dyn Write>>,
     file: Option<File>,
+    /// A `sheet` column first: several sheets are read as one.
+    sheet_column: bool,
 }
 
 impl ReportWriter {
     /// Creates the report at `path` (`-` for standard output).
     pub fn create(path: &Path) -> io::Result<ReportWriter> {
+        ReportWriter::create_with(path, false)
+    }
+
+    /// As [`ReportWriter::create`]; with `sheet_column` (several sheets
+    /// read as one, [`crate::sheet::Sheet::several_sheets`]) each line
+    /// starts with its sheet.
+    pub fn create_with(path: &Path, sheet_column: bool) -> io::Result<ReportWriter> {
         let (sink, file): (Box<dyn Write>, Option<File>) = if path == Path::new("-") {
             (Box::new(io::stdout()), None)
         } else {
@@ -36,12 +45,24 @@ impl ReportWriter {
             )
         };
         let mut out = csvconf::writer(sink);
-        out.write_record(REPORT_HEADINGS)?;
-        Ok(ReportWriter { out, file })
+        if sheet_column {
+            out.write_record(std::iter::once("sheet").chain(REPORT_HEADINGS))?;
+        } else {
+            out.write_record(REPORT_HEADINGS)?;
+        }
+        Ok(ReportWriter {
+            out,
+            file,
+            sheet_column,
+        })
     }
 
     pub fn write(&mut self, finding: &Finding) -> io::Result<()> {
         let row = finding.row.to_string();
+        if self.sheet_column {
+            self.out
+                .write_field(finding.sheet.as_deref().unwrap_or(""))?;
+        }
         self.out.write_record([
             row.as_str(),
             &finding.telephone_number,
