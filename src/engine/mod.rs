@@ -234,8 +234,8 @@ fn prepare_from(
     // The fingerprint is taken as the sheet is read, not before: hashing
     // first read all of /dev/urandom before the reader could refuse it.
     let opened = match stream {
-        Some(source) => Sheet::open_copying(source, &options.sheet, Some(&input))?,
-        None => Sheet::open(&input, &options.sheet)?,
+        Some(source) => Sheet::open_for_run(source, &options.sheet, Some(&input))?,
+        None => Sheet::open_for_run(&input, &options.sheet, None)?,
     };
     let read_fingerprint = opened.fingerprint();
     let sheet_header = opened.header.clone();

@@ -14,7 +14,7 @@
 //!
 //! Each record is one line, so line numbers are row numbers.
 
-use csv::ByteRecord;
+use csv::StringRecord;
 use std::io::{self, BufRead};
 
 /// The longest field: no API field is longer than a few hundred characters.
@@ -162,8 +162,8 @@ fn utf16_without_bom(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Why a record cannot be read. Lines and fields are zero-based field
-/// indexes on one-based lines; the sheet module names the file and column.
+/// Why a record cannot be read: on one-based lines, in zero-based fields;
+/// the sheet module names the file and column.
 #[derive(Debug)]
 pub enum ReadError {
     Io(io::Error),
@@ -177,6 +177,12 @@ pub enum ReadError {
         line: u64,
         field: usize,
         len: usize,
+    },
+    /// A field that is not UTF-8; `bytes` are its first bytes.
+    NotUtf8 {
+        line: u64,
+        field: usize,
+        bytes: Vec<u8>,
     },
     /// A quote opened in `field` is not closed on its line.
     QuoteNotClosed {
@@ -266,7 +272,7 @@ impl<R: BufRead> RecordReader<R> {
     /// skipped; lines of blank cells are returned.
     pub fn read(
         &mut self,
-        record: &mut ByteRecord,
+        record: &mut StringRecord,
         cap: usize,
     ) -> Result<Option<Place>, ReadError> {
         let newline = self.layout.newline;
@@ -384,7 +390,19 @@ impl<R: BufRead> RecordReader<R> {
                     len: end - start,
                 });
             }
-            record.push_field(&fields[start..end]);
+            // Checked field by field, straight into the record: no
+            // conversion of a whole record, no allocation per row.
+            let bytes = &fields[start..end];
+            match std::str::from_utf8(bytes) {
+                Ok(text) => record.push_field(text),
+                Err(_) => {
+                    return Err(ReadError::NotUtf8 {
+                        line: place.line,
+                        field,
+                        bytes: bytes[..bytes.len().min(4096)].to_vec(),
+                    })
+                }
+            }
             start = end;
         }
         let mut position = csv::Position::new();
@@ -484,16 +502,10 @@ mod tests {
     fn read_all(text: &[u8]) -> Result<Vec<(u64, Vec<String>)>, ReadError> {
         let mut reader =
             RecordReader::new(io::BufReader::with_capacity(7, text), layout(b','), 0, 1);
-        let mut record = ByteRecord::new();
+        let mut record = StringRecord::new();
         let mut rows = Vec::new();
         while let Some(place) = reader.read(&mut record, LINE_CAP)? {
-            rows.push((
-                place.line,
-                record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect(),
-            ));
+            rows.push((place.line, record.iter().map(str::to_owned).collect()));
         }
         Ok(rows)
     }
@@ -542,12 +554,12 @@ mod tests {
     fn caps() {
         let long = [b'a'; 100];
         let mut reader = RecordReader::new(&long[..], layout(b','), 0, 1);
-        let err = reader.read(&mut ByteRecord::new(), 50).unwrap_err();
+        let err = reader.read(&mut StringRecord::new(), 50).unwrap_err();
         assert!(matches!(err, ReadError::LineTooLong { line: 1, cap: 50 }));
         let mut text = b"a,".to_vec();
         text.extend(vec![b'x'; FIELD_CAP + 1]);
         let mut reader = RecordReader::new(&text[..], layout(b','), 0, 1);
-        let err = reader.read(&mut ByteRecord::new(), LINE_CAP).unwrap_err();
+        let err = reader.read(&mut StringRecord::new(), LINE_CAP).unwrap_err();
         assert!(matches!(
             err,
             ReadError::FieldTooLong {

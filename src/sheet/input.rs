@@ -45,8 +45,9 @@ pub struct Tee<R> {
 }
 
 impl<R: Read> Tee<R> {
-    /// `copy`: the file to create and write every byte to.
-    pub fn new(inner: R, copy: Option<&Path>) -> io::Result<Tee<R>> {
+    /// `hash`: take the fingerprint; `copy`: the file to create and write
+    /// every byte to.
+    pub fn new(inner: R, hash: bool, copy: Option<&Path>) -> io::Result<Tee<R>> {
         let copy = match copy {
             Some(path) => Some((
                 path.to_owned(),
@@ -59,7 +60,7 @@ impl<R: Read> Tee<R> {
         };
         Ok(Tee {
             inner,
-            hasher: Some(Sha256::new()),
+            hasher: hash.then(Sha256::new),
             size: 0,
             copy,
             fingerprint: Fingerprint::default(),
@@ -86,15 +87,17 @@ impl<R: Read> Read for Tee<R> {
             if let Some((path, out)) = &mut self.copy {
                 out.write_all(&buf[..n]).map_err(|e| copy_error(path, e))?;
             }
-        } else if let Some(hasher) = self.hasher.take() {
+        } else {
             if let Some((path, out)) = self.copy.take() {
                 let file = out
                     .into_inner()
                     .map_err(|e| copy_error(&path, e.into_error()))?;
                 file.sync_all().map_err(|e| copy_error(&path, e))?;
             }
-            self.fingerprint
-                .set(format!("{}:{}", self.size, hex::encode(hasher.finalize())));
+            if let Some(hasher) = self.hasher.take() {
+                self.fingerprint
+                    .set(format!("{}:{}", self.size, hex::encode(hasher.finalize())));
+            }
         }
         Ok(n)
     }
@@ -118,7 +121,7 @@ mod tests {
         let path = dir.path().join("in.csv");
         std::fs::write(&path, b"telephoneNumber\n+1\n").unwrap();
         let copy = dir.path().join("copy.csv");
-        let mut tee = Tee::new(File::open(&path).unwrap(), Some(&copy)).unwrap();
+        let mut tee = Tee::new(File::open(&path).unwrap(), true, Some(&copy)).unwrap();
         let fingerprint = tee.fingerprint();
         let mut small = [0u8; 3];
         assert_eq!(tee.read(&mut small).unwrap(), 3);

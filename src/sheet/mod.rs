@@ -21,14 +21,14 @@ use crate::text::excerpt;
 pub use columns::{
     column_letters, Column, ColumnMapping, HeaderMap, HeadingError, Teams, TeamsField,
 };
-use csvread::{Layout, Place, ReadError, RecordReader, Sniffed};
+use csvread::{Layout, ReadError, RecordReader, Sniffed};
 use grid::Grid;
 use heading::{HeadingSearch, Offer};
 pub use heading::{NoteKind, SheetNote};
 pub use input::Fingerprint;
 
 use calamine::Data;
-use csv::{ByteRecord, StringRecord};
+use csv::StringRecord;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -422,12 +422,13 @@ pub(crate) enum Opened {
 }
 
 /// Opens `path` by what it holds: CSV text (streamed through a [`input::Tee`]
-/// that fingerprints it and, with `copy`, copies it) or a workbook (by its
+/// that fingerprints it when `hash` and, with `copy`, copies it) or a workbook (by its
 /// extension, or by its content when it is a regular file).
 pub(crate) fn open_input(
     path: &Path,
     file: &str,
     options: &SheetOptions,
+    hash: bool,
     copy: Option<&Path>,
 ) -> Result<Opened, SheetError> {
     let io_err = |source| SheetError::Io {
@@ -458,7 +459,7 @@ pub(crate) fn open_input(
     } else {
         Box::new(File::open(path).map_err(io_err)?)
     };
-    let mut tee = input::Tee::new(raw, copy).map_err(io_err)?;
+    let mut tee = input::Tee::new(raw, hash, copy).map_err(io_err)?;
     let fingerprint = tee.fingerprint();
     let head = input::read_head(&mut tee, csvread::HEAD_BYTES).map_err(io_err)?;
     match csvread::sniff(&head, options.delimiter) {
@@ -500,21 +501,31 @@ impl Sheet {
     /// Opens `path` (`-` for standard input, always read as CSV) and reads
     /// its heading row.
     pub fn open(path: &Path, options: &SheetOptions) -> Result<Sheet, SheetError> {
-        Sheet::open_copying(path, options, None)
+        Sheet::open_with(path, options, false, None)
     }
 
-    /// Opens `path` as [`Sheet::open`] does and, with `copy`, writes every
-    /// byte read to that file: input that can be read only once (standard
-    /// input, a FIFO, a device) is copied as it is validated, under the same
-    /// caps, so garbage stops at its first bad bytes. The copy is complete
-    /// (and [`Sheet::fingerprint`] known) once the sheet is read to its end.
-    pub fn open_copying(
+    /// Opens `path` for an import: as [`Sheet::open`] does, also taking
+    /// the input's fingerprint as it is read ([`Sheet::fingerprint`]) and,
+    /// with `copy`, writing every byte read to that file. Input that can be
+    /// read only once (standard input, a FIFO, a device) is copied as it is
+    /// validated, under the same caps, so garbage stops at its first bad
+    /// bytes. The copy is complete once the sheet is read to its end.
+    pub fn open_for_run(
         path: &Path,
         options: &SheetOptions,
         copy: Option<&Path>,
     ) -> Result<Sheet, SheetError> {
+        Sheet::open_with(path, options, true, copy)
+    }
+
+    fn open_with(
+        path: &Path,
+        options: &SheetOptions,
+        hash: bool,
+        copy: Option<&Path>,
+    ) -> Result<Sheet, SheetError> {
         let file = display_name(path);
-        match open_input(path, &file, options, copy)? {
+        match open_input(path, &file, options, hash, copy)? {
             Opened::Grid { grid } => {
                 let (header, header_index, notes) = grid_header(&grid, &file, options)?;
                 Ok(Sheet {
@@ -557,7 +568,7 @@ impl Sheet {
                 mut reader,
                 fingerprint,
             } => {
-                let mut record = ByteRecord::new();
+                let mut headings = StringRecord::new();
                 let mut search = HeadingSearch::new(options);
                 let headings_error = |file: &str, row, error| SheetError::Headings {
                     file: file.to_owned(),
@@ -566,7 +577,7 @@ impl Sheet {
                 };
                 let (place, header) = loop {
                     let place = reader
-                        .read(&mut record, csvread::HEADING_LINE_CAP)
+                        .read(&mut headings, csvread::HEADING_LINE_CAP)
                         .map_err(|e| read_error(&file, e, None, true))?;
                     let Some(place) = place else {
                         if !search.saw_rows() {
@@ -579,7 +590,6 @@ impl Sheet {
                             _ => unreachable!("failed() fails"),
                         }
                     };
-                    let headings = text_record(record, place, &file, None)?;
                     if !is_blank(&headings) {
                         let cells: Vec<&str> = headings.iter().collect();
                         match search.offer(place.line, &cells) {
@@ -590,7 +600,6 @@ impl Sheet {
                             Offer::Next => {}
                         }
                     }
-                    record = headings.into_byte_record();
                 };
                 let notes = search.notes(place.line, &header);
                 Ok(Sheet {
@@ -608,8 +617,8 @@ impl Sheet {
     }
 
     /// The size and SHA-256 of the input's bytes, known once a CSV sheet
-    /// has been read to its end; never known for a workbook, which is a
-    /// regular file that [`fingerprint`] can hash.
+    /// opened by [`Sheet::open_for_run`] has been read to its end; never for
+    /// a workbook, a regular file that [`fingerprint`] can hash.
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint.clone()
     }
@@ -650,14 +659,12 @@ impl Sheet {
             let slot = &mut rows[filled];
             match &mut self.source {
                 Source::Csv { reader } => {
-                    let mut record = std::mem::take(&mut slot.cells).into_byte_record();
                     let place = reader
-                        .read(&mut record, csvread::LINE_CAP)
+                        .read(&mut slot.cells, csvread::LINE_CAP)
                         .map_err(|e| read_error(&self.file, e, Some(&self.header), false))?;
                     let Some(place) = place else {
                         break;
                     };
-                    slot.cells = text_record(record, place, &self.file, Some(&self.header))?;
                     if is_blank(&slot.cells) {
                         continue;
                     }
@@ -719,7 +726,7 @@ pub struct RowReader {
 enum RandomSource {
     Csv {
         reader: RecordReader<BufReader<File>>,
-        record: ByteRecord,
+        record: StringRecord,
     },
     Grid(Grid),
     Parts(Parts),
@@ -735,7 +742,7 @@ impl RowReader {
         header: Arc<HeaderMap>,
     ) -> Result<RowReader, SheetError> {
         let file = display_name(path);
-        let source = match open_input(path, &file, options, None)? {
+        let source = match open_input(path, &file, options, false, None)? {
             Opened::Grid { grid } => RandomSource::Grid(grid),
             // The same file read the same way finds the same sheets and
             // headings, so `at` finds the same rows.
@@ -749,7 +756,7 @@ impl RowReader {
                 })?;
                 RandomSource::Csv {
                     reader: RecordReader::new(BufReader::new(opened), layout, 0, 1),
-                    record: ByteRecord::new(),
+                    record: StringRecord::new(),
                 }
             }
         };
@@ -787,7 +794,7 @@ impl RowReader {
                     Some(place) if place.at == at => Ok(RawRow {
                         row,
                         at,
-                        cells: text_record(record.clone(), place, &self.file, Some(&self.header))?,
+                        cells: record.clone(),
                         notes: Vec::new(),
                         sheet: None,
                     }),
@@ -827,27 +834,6 @@ fn column_name(field: usize, header: Option<&HeaderMap>) -> String {
         .map(|h| format!(" ({})", excerpt(h)))
         .unwrap_or_default();
     format!("{}{heading}", column_letters(field))
-}
-
-/// The record as text, or an error naming the cell that is not UTF-8 and,
-/// when its bytes look like it, the encoding it is in.
-fn text_record(
-    record: ByteRecord,
-    place: Place,
-    file: &str,
-    header: Option<&HeaderMap>,
-) -> Result<StringRecord, SheetError> {
-    StringRecord::from_byte_record(record).map_err(|e| {
-        let field = e.utf8_error().field();
-        let record = e.into_byte_record();
-        let bytes = record.get(field).unwrap_or_default();
-        SheetError::Undecodable {
-            file: file.to_owned(),
-            row: place.line,
-            column: Some(column_name(field, header)),
-            message: not_utf8(bytes),
-        }
-    })
 }
 
 /// Why `bytes` (a cell that is not UTF-8) cannot be read, in words.
@@ -916,6 +902,9 @@ fn read_error(
             Some(column_name(field, header)),
             "a quote opens in this cell and is not closed on its line (a cell cannot hold a line break): add the closing quote, or remove the quote".into(),
         ),
+        ReadError::NotUtf8 { line, field, bytes } => {
+            (line, Some(column_name(field, header)), not_utf8(&bytes))
+        }
         ReadError::QuoteClosedMidField { line, field } => (
             line,
             Some(column_name(field, header)),

@@ -5,7 +5,7 @@
 
 use super::{csvread, display_name, Opened, SheetError, SheetOptions};
 use crate::text::excerpt;
-use csv::{ByteRecord, StringRecord};
+use csv::StringRecord;
 use std::path::Path;
 
 /// A small sheet with known columns.
@@ -50,7 +50,7 @@ pub fn read_table(
 ) -> Result<Table, SheetError> {
     let file = display_name(path);
     let mut records: Vec<(u64, StringRecord)> = Vec::new();
-    match super::open_input(path, &file, options, None)? {
+    match super::open_input(path, &file, options, false, None)? {
         Opened::Grid { grid } => {
             for row in &grid.rows {
                 let cells: Vec<String> = row.dense(0).into_iter().map(super::cell_text).collect();
@@ -66,14 +66,13 @@ pub fn read_table(
             })
         }
         Opened::Csv { mut reader, .. } => {
-            let mut record = ByteRecord::new();
+            let mut record = StringRecord::new();
             while let Some(place) = reader
                 .read(&mut record, csvread::LINE_CAP)
                 .map_err(|e| super::read_error(&file, e, None, records.is_empty()))?
             {
-                let text = super::text_record(record.clone(), place, &file, None)?;
-                if text.iter().any(|c| !c.trim().is_empty()) {
-                    records.push((place.line, text));
+                if record.iter().any(|c| !c.trim().is_empty()) {
+                    records.push((place.line, record.clone()));
                 }
             }
         }
