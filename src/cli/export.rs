@@ -133,12 +133,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             Ok(summary) => summary,
             // Every page before is in the file and the checkpoint.
             Err(e) if e.unwritable().is_some() => {
-                ui::print_error(&e.into());
-                eprintln!(
-                    "stopped early; make room, then run the same command again to continue from {}",
-                    options.checkpoint.display()
-                );
-                return Ok(Status::Stopped);
+                return Ok(ui::stopped_for_room(
+                    e.into(),
+                    &format!(
+                        "stopped early; make room, then run the same command again to continue from {}",
+                        options.checkpoint.display()
+                    ),
+                ));
             }
             Err(e) => return Err(e.into()),
         };

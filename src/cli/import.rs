@@ -193,7 +193,7 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         bar.finish_and_clear();
         let prepared = match prepared {
             Ok(prepared) => prepared,
-            Err(e) if e.unwritable().is_some() => return Ok(nothing_sent(&e.into())),
+            Err(e) if e.unwritable().is_some() => return Ok(nothing_sent(e.into())),
             Err(e) => return Err(e.into()),
         };
         let invalid = prepared.validation.invalid;
@@ -247,7 +247,7 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
             Ok(journal) => journal,
             Err(e) if e.unwritable().is_some() => {
                 connected.close().await?;
-                return Ok(nothing_sent(&e.into()));
+                return Ok(nothing_sent(e.into()));
             }
             Err(e) => return Err(e.into()),
         };
@@ -258,10 +258,11 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
 
 /// A file could not be written before anything was sent: a stop, which
 /// the same command, once there is room, gets past.
-fn nothing_sent(error: &anyhow::Error) -> Status {
-    ui::print_error(error);
-    eprintln!("stopped before sending anything: nothing was sent; make room, then run the same command again");
-    Status::Stopped
+fn nothing_sent(error: anyhow::Error) -> Status {
+    ui::stopped_for_room(
+        error,
+        "stopped before sending anything: nothing was sent; make room, then run the same command again",
+    )
 }
 
 /// Runs the engine with a progress bar and Ctrl-C / SIGTERM handling.

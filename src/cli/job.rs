@@ -91,12 +91,13 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
     let summary = match summary {
         Ok(summary) => summary,
         Err(e) if e.unwritable().is_some() => {
-            ui::print_error(&e.into());
-            eprintln!(
-                "stopped early; make room, then run the same command again to continue from {}",
-                options.checkpoint.display()
-            );
-            return Ok(Status::Stopped);
+            return Ok(ui::stopped_for_room(
+                e.into(),
+                &format!(
+                    "stopped early; make room, then run the same command again to continue from {}",
+                    options.checkpoint.display()
+                ),
+            ));
         }
         Err(e) => return Err(e.into()),
     };

@@ -88,12 +88,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(e) if e.unwritable().is_some() => {
-                ui::print_error(&e.into());
-                eprintln!(
-                    "stopped before sending; make room, then resume with: acgbulk resume {}",
-                    args.checkpoint.display()
-                );
-                return Ok(Status::Stopped);
+                return Ok(ui::stopped_for_room(
+                    e.into(),
+                    &format!(
+                        "stopped before sending; make room, then resume with: acgbulk resume {}",
+                        args.checkpoint.display()
+                    ),
+                ));
             }
             Err(e @ EngineError::InputChanged { .. }) => {
                 return Err(anyhow::Error::from(e).context("cannot resume"))

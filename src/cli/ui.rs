@@ -36,6 +36,15 @@ pub fn print_error(error: &anyhow::Error) {
     eprintln!("{message}");
 }
 
+/// A file could not be written (a full disk): a stop, not a crash. Says
+/// what failed, naming the file, and `then`, what to do once there is
+/// room; the run is resumable (exit 3).
+pub fn stopped_for_room(error: anyhow::Error, then: &str) -> super::Status {
+    print_error(&error);
+    eprintln!("{then}");
+    super::Status::Stopped
+}
+
 /// A progress bar on stderr, hidden when stderr is not a terminal.
 pub fn bar(total: Option<u64>, unit: &str) -> ProgressBar {
     let bar = match total {
