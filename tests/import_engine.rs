@@ -339,7 +339,15 @@ fn sigterm_stops_resumably_and_resume_refuses_a_changed_input() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    // Stop it once a batch has been answered (not after a fixed time,
+    // which a loaded machine may not reach).
+    let checkpoint = dir.path().join("slow.results.csv.checkpoint");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline
+        && !std::fs::read_to_string(&checkpoint).is_ok_and(|text| text.contains("\"t\":\"done\""))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: SIGTERM to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let run = Run::from(child.wait_with_output().unwrap());
