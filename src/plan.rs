@@ -44,9 +44,14 @@ impl Plan {
         // Account ids are numbered in order of first appearance, so a stable
         // counting sort by account id gives the sending order.
         let mut counts = vec![0u32; accounts + 1];
+        // A flag per account: the check runs once per entry.
+        let mut left_out = vec![false; accounts];
+        for &account in excluded {
+            left_out[account as usize] = true;
+        }
         let valid = |i: usize| {
             let account = expanded.entries[i].account;
-            !expanded.is_invalid(i) && account != NO_ACCOUNT && !excluded.contains(&account)
+            !expanded.is_invalid(i) && account != NO_ACCOUNT && !left_out[account as usize]
         };
         for (i, entry) in expanded.entries.iter().enumerate() {
             if valid(i) {

@@ -133,13 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             Ok(summary) => summary,
             // Every page before is in the file and the checkpoint.
             Err(e) if e.unwritable().is_some() => {
-                return Ok(ui::stopped_for_room(
-                    e.into(),
-                    &format!(
-                        "stopped early; make room, then run the same command again to continue from {}",
-                        options.checkpoint.display()
-                    ),
-                ));
+                return Ok(ui::stopped_to_continue(e.into(), &options.checkpoint));
             }
             Err(e) => return Err(e.into()),
         };

@@ -91,13 +91,7 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
     let summary = match summary {
         Ok(summary) => summary,
         Err(e) if e.unwritable().is_some() => {
-            return Ok(ui::stopped_for_room(
-                e.into(),
-                &format!(
-                    "stopped early; make room, then run the same command again to continue from {}",
-                    options.checkpoint.display()
-                ),
-            ));
+            return Ok(ui::stopped_to_continue(e.into(), &options.checkpoint));
         }
         Err(e) => return Err(e.into()),
     };

@@ -45,6 +45,18 @@ pub fn stopped_for_room(error: anyhow::Error, then: &str) -> super::Status {
     super::Status::Stopped
 }
 
+/// As [`stopped_for_room`], for jobs that the same command continues from
+/// their checkpoint (export, accounts, RFIs).
+pub fn stopped_to_continue(error: anyhow::Error, checkpoint: &std::path::Path) -> super::Status {
+    stopped_for_room(
+        error,
+        &format!(
+            "stopped early; make room, then run the same command again to continue from {}",
+            checkpoint.display()
+        ),
+    )
+}
+
 /// A progress bar on stderr, hidden when stderr is not a terminal.
 pub fn bar(total: Option<u64>, unit: &str) -> ProgressBar {
     let bar = match total {

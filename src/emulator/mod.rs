@@ -330,11 +330,7 @@ async fn token(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let Some(issuer) = &app.issuer else {
-        return error::ApiError::not_found(
-            "NotFound",
-            "the emulator runs without authentication (--auth none)",
-        )
-        .into_response();
+        return no_auth();
     };
     let mut request = auth::TokenRequest {
         grant_type: None,

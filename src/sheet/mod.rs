@@ -154,6 +154,14 @@ impl RawRow {
         })
     }
 
+    /// The date `column`'s cell held, when it was a spreadsheet date.
+    pub fn date_cell(&self, column: Column) -> Option<&str> {
+        self.notes.iter().find_map(|note| match note {
+            CellNote::Date { column: c, text } if *c == column => Some(text.as_str()),
+            _ => None,
+        })
+    }
+
     /// The text of `column` in this row, trimmed; `None` when the sheet has
     /// no such column or the cell is empty.
     #[inline]

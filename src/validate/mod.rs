@@ -645,10 +645,7 @@ impl<'a> RowRules<'a> {
     /// digits after the `+`) with the verdict on it, or reports why it
     /// cannot be read.
     fn read_number(&self, out: &mut Out, text: &str, column: Column) -> Option<(u64, Checked)> {
-        if let Some(date) = out.row.notes.iter().find_map(|note| match note {
-            CellNote::Date { column: c, text } if *c == column => Some(text.clone()),
-            _ => None,
-        }) {
+        if let Some(date) = out.row.date_cell(column).map(str::to_owned) {
             out.error(
                 Code::E164Format,
                 column,

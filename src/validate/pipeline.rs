@@ -693,7 +693,6 @@ impl Collector {
         // Entries are in input order: one finding per row, streamed.
         let mut last_row = None;
         let mut warned = 0;
-        let mut findings = Vec::new();
         for entry in &self.expanded.entries {
             let Some(other_ids) = others.get(&entry.account) else {
                 continue;
@@ -708,7 +707,7 @@ impl Collector {
                 .map(|&o| format!("'{}' ({})", accounts[o as usize], first_row[&o]))
                 .collect();
             let row = &self.expanded.rows[entry.row as usize];
-            findings.push(Finding {
+            sink(&Finding {
                 sheet: self.expanded.sheet_arc(row).cloned(),
                 row: row.row,
                 telephone_number: super::e164(entry.number),
@@ -719,14 +718,9 @@ impl Collector {
                     "account '{name}' differs only in case from {}; account names are case-sensitive, so these are different accounts",
                     named.join(", ")
                 ),
-            });
-            if findings.len() == 1024 {
-                warned += findings.len() as u64;
-                findings.drain(..).try_for_each(|f| sink(&f))?;
-            }
+            })?;
+            warned += 1;
         }
-        warned += findings.len() as u64;
-        findings.iter().try_for_each(&mut *sink)?;
         self.summary.warnings += warned;
         *self
             .summary
