@@ -11,31 +11,23 @@ use crate::model::{
 };
 use crate::rowjob::{Attempt, Operation, OperationError, Refused, RowResult};
 use crate::sheet::table::Table;
-use crate::validate::{check_account_name, parse_bool};
+use crate::spelling::{check_label, parse_bool, string_enum};
+use crate::validate::check_account_name;
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// What `accounts import` does with each row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Only new accounts (`If-None-Match: *`).
-    Create,
-    /// Only existing accounts (`If-Match` with the ETag just read).
-    Update,
-    /// Whichever applies.
-    Upsert,
-}
-
-impl Mode {
-    pub fn label(self) -> &'static str {
-        match self {
-            Mode::Create => "create",
-            Mode::Update => "update",
-            Mode::Upsert => "upsert",
-        }
+string_enum!(
+    /// What `accounts import` does with each row.
+    Mode {
+        /// Only new accounts (`If-None-Match: *`).
+        Create => "create",
+        /// Only existing accounts (`If-Match` with the ETag just read).
+        Update => "update",
+        /// Whichever applies.
+        Upsert => "upsert",
     }
-}
+);
 
 /// Every heading an accounts sheet may have.
 pub fn known_columns() -> Vec<&'static str> {
@@ -56,21 +48,6 @@ fn is_guid(text: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-fn label_check(value: &str, max: usize, what: &str) -> Result<(), String> {
-    if value.is_empty() || value.chars().count() > max {
-        return Err(format!("{what} '{value}' must be 1 to {max} characters"));
-    }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        return Err(format!(
-            "{what} '{value}' has '{bad}'; only letters, digits, '_' and '-' are allowed"
-        ));
-    }
-    Ok(())
 }
 
 /// Reads an accounts sheet: the accounts to write, and the rows refused
@@ -165,7 +142,7 @@ pub fn read_accounts(table: &Table) -> (Vec<Operation<Account>>, Vec<Refused>) {
                     "a Direct Routing account needs a subdomain".into(),
                 ),
                 Some(s) => {
-                    if let Err(message) = label_check(s, 10, "subdomain") {
+                    if let Err(message) = check_label(s, "subdomain", 1, 10) {
                         error("SUBDOMAIN", message);
                     }
                 }
@@ -177,7 +154,7 @@ pub fn read_accounts(table: &Table) -> (Vec<Operation<Account>>, Vec<Refused>) {
                         format!("a Direct Routing account needs {which}"),
                     ),
                     Some(t) => {
-                        if let Err(message) = label_check(t, 100, which) {
+                        if let Err(message) = check_label(t, which, 1, 100) {
                             error("SUBDOMAIN_TOKEN", message);
                         }
                     }
@@ -495,16 +472,13 @@ mod tests {
             region_domains("contoso1", "a1b2c3d4e5f6g7h8.commsgw.azure.com")[0],
             "contoso1.1-r1.a1b2c3d4e5f6g7h8.commsgw.azure.com"
         );
-        let mut account = crate::emulator::seed::full_account("contoso", 0);
-        account
-            .service_details
-            .teams_direct_routing
-            .as_mut()
-            .unwrap()
-            .configuration
-            .as_mut()
-            .unwrap()
-            .subdomain = Some("contoso123".into());
+        let account: Account = serde_json::from_value(serde_json::json!({
+            "serviceDetails": {"teamsDirectRouting": {
+                "enabled": true,
+                "configuration": {"subdomain": "contoso123"}
+            }}
+        }))
+        .unwrap();
         let w = warnings(&account, "a1b2c3d4e5f6g7h8.commsgw.azure.com");
         assert_eq!(w.len(), 3, "{w:?}");
     }

@@ -23,5 +23,6 @@ pub mod rfis;
 pub mod rowjob;
 pub mod sample;
 pub mod sheet;
+pub mod spelling;
 pub mod text;
 pub mod validate;

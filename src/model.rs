@@ -11,42 +11,7 @@ use serde::{Deserialize, Serialize};
 /// The api-version this project speaks.
 pub const API_VERSION: &str = "2024-02-29";
 
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
-
-            /// The API's spelling.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            /// Reads a value in any case, as sheets are typed by people.
-            pub fn parse(text: &str) -> Option<$name> {
-                let text = text.trim();
-                $name::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(text))
-            }
-
-            /// Reads a value exactly as the API spells it.
-            pub fn parse_exact(text: &str) -> Option<$name> {
-                $name::ALL.iter().copied().find(|v| v.as_str() == text)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-pub(crate) use string_enum;
+use crate::spelling::string_enum;
 
 string_enum!(
     /// What a Teams number is for.

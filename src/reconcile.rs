@@ -12,8 +12,9 @@ use crate::csvconf;
 use crate::model::{Number, Page};
 use crate::record::{sheet_headings, sheet_row, Fields};
 use crate::sheet::{Sheet, SheetOptions};
+use crate::spelling::{e164, string_enum};
 use crate::validate::pipeline::{self, Summary, ValidateError, NO_ACCOUNT};
-use crate::validate::{e164, Finding, RuleOptions, SHOWN_FINDINGS};
+use crate::validate::{Finding, RuleOptions, SHOWN_FINDINGS};
 use rayon::slice::ParallelSliceMut;
 use reqwest::Method;
 use rustc_hash::FxHashMap;
@@ -23,32 +24,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
 
-/// How a number differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Same,
-    /// Desired, not provisioned.
-    Missing,
-    /// Provisioned, not desired.
-    Extra,
-    /// Provisioned in another account.
-    Moved,
-    /// Provisioned with other values.
-    Changed,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Same => "same",
-            Kind::Missing => "missing",
-            Kind::Extra => "extra",
-            Kind::Moved => "moved",
-            Kind::Changed => "changed",
-        }
+string_enum!(
+    /// How a number differs between the desired sheet and what is provisioned.
+    Difference {
+        Same => "same",
+        /// Desired, not provisioned.
+        Missing => "missing",
+        /// Provisioned, not desired.
+        Extra => "extra",
+        /// Provisioned in another account.
+        Moved => "moved",
+        /// Provisioned with other values.
+        Changed => "changed",
     }
-}
+);
 
 /// Accounts and configurations shared by both sides.
 #[derive(Default)]
@@ -250,11 +239,7 @@ pub async fn live_side(
             }
             let page: Page<Number> = response.json()?;
             for number in &page.value {
-                let Some(digits) = number
-                    .telephone_number
-                    .strip_prefix('+')
-                    .and_then(|d| d.parse::<u64>().ok())
-                else {
+                let Some(digits) = crate::spelling::e164_digits(&number.telephone_number) else {
                     continue;
                 };
                 let account = interner.account(number.account_name.as_deref().unwrap_or(""));
@@ -371,7 +356,7 @@ pub fn compare(
             .map_err(io_err(&outputs.to_delete))
     };
     let mut line = |number: u64,
-                    kind: Kind,
+                    kind: Difference,
                     field: &str,
                     desired: &str,
                     actual: &str|
@@ -398,7 +383,7 @@ pub fn compare(
                 drift.missing += 1;
                 line(
                     want.number,
-                    Kind::Missing,
+                    Difference::Missing,
                     "",
                     &interner.accounts[want.account as usize],
                     "",
@@ -410,7 +395,7 @@ pub fn compare(
                 drift.extra += 1;
                 line(
                     have.number,
-                    Kind::Extra,
+                    Difference::Extra,
                     "",
                     "",
                     &interner.accounts[have.account as usize],
@@ -423,7 +408,7 @@ pub fn compare(
                     drift.moved += 1;
                     line(
                         want.number,
-                        Kind::Moved,
+                        Difference::Moved,
                         "accountName",
                         &interner.accounts[want.account as usize],
                         &interner.accounts[have.account as usize],
@@ -438,7 +423,13 @@ pub fn compare(
                     } else {
                         drift.changed += 1;
                         for (column, wanted, had) in &differences {
-                            line(want.number, Kind::Changed, &column.heading(), wanted, had)?;
+                            line(
+                                want.number,
+                                Difference::Changed,
+                                &column.heading(),
+                                wanted,
+                                had,
+                            )?;
                         }
                         write_upsert(want, &mut drift)?;
                     }

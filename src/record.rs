@@ -15,7 +15,7 @@ use crate::model::{
     NumberServiceDetails, TeamsConfiguration, TeamsNumberService, Usage,
 };
 use crate::sheet::{Column, HeaderMap, RawRow, Teams, TeamsField};
-use crate::validate::{e164, parse_bool};
+use crate::spelling::{e164, parse_bool};
 use std::borrow::Cow;
 
 /// A Teams service (Operator Connect or Teams Phone Mobile) on a number.
@@ -330,7 +330,7 @@ pub fn sheet_headings() -> Vec<String> {
 pub fn sheet_row(number: u64, account: &str, fields: &Fields) -> Vec<String> {
     Column::sheet_columns()
         .map(|column| match column {
-            Column::TelephoneNumber => crate::validate::e164(number),
+            Column::TelephoneNumber => e164(number),
             Column::AccountName => account.to_owned(),
             other => fields.cell(other).unwrap_or_default(),
         })

@@ -2,7 +2,8 @@
 //! the client side and the emulator. As in [`crate::model`], enumerated
 //! fields travel as strings and the enums give the known values.
 
-use crate::model::{string_enum, ErrorDetail};
+use crate::model::ErrorDetail;
+use crate::spelling::string_enum;
 use serde::{Deserialize, Serialize};
 
 /// The api-version of the number search API.

@@ -114,9 +114,9 @@ async fn import(args: ImportArgs) -> anyhow::Result<Status> {
     let options = args.job.options(
         "accounts-import",
         &args.input,
-        mode.label().to_owned(),
+        mode.as_str().to_owned(),
         Layout {
-            action: mode.label(),
+            action: mode.as_str(),
             key_column: "name",
             extra_columns: &accounts::RESULT_COLUMNS,
         },

@@ -4,11 +4,10 @@
 
 use super::error::{field, ApiError};
 use super::paging::{self, PageOut};
-use super::rules;
-use super::store::NumberBody;
+use super::rules::{self, account_syncs, number_syncs};
 use super::store::{
     account_sync_errors, etag_matches, etag_of, now_ms, number_sync_errors, sync_status,
-    AccountRecord, Millis, NumberRecord, RfiRecord, Store, Sync,
+    AccountRecord, BackendSync, Millis, NumberRecord, RfiRecord, Store,
 };
 use super::App;
 use crate::model::{
@@ -246,30 +245,6 @@ fn account_missing(name: &str) -> ApiError {
     .target("accountName")
 }
 
-/// True when any service of the account syncs to a backend.
-pub fn account_syncs(account: &Account) -> bool {
-    let d = &account.service_details;
-    [&d.teams_operator_connect, &d.teams_phone_mobile]
-        .into_iter()
-        .any(|s| {
-            s.as_ref()
-                .is_some_and(|s| s.enabled && s.sync_enabled == Some(true))
-        })
-}
-
-/// True when a number uses a service that syncs on its account.
-pub fn number_syncs(account: &Account, number: &Number) -> bool {
-    let a = &account.service_details;
-    let n = &number.service_details;
-    let on = |s: &Option<crate::model::TeamsNumberService>| s.as_ref().is_some_and(|s| s.enabled);
-    let syncs = |s: &Option<crate::model::SyncService>| {
-        s.as_ref()
-            .is_some_and(|s| s.enabled && s.sync_enabled == Some(true))
-    };
-    (on(&n.teams_operator_connect) && syncs(&a.teams_operator_connect))
-        || (on(&n.teams_phone_mobile) && syncs(&a.teams_phone_mobile))
-}
-
 /// An account as the API shows it.
 fn account_view(
     store: &Store,
@@ -392,20 +367,11 @@ fn write_number(
     sync_delay: Millis,
 ) -> bool {
     // Writing what is already there changes nothing: same ETag, no new
-    // backend sync, not counted as a number write.
+    // backend sync, not counted as a number write. "The same" is the
+    // stored form (output-only fields dropped), the emulator's own rule.
+    let body = rules::number_body(number);
     if let Some(existing) = store.numbers.get(&digits) {
-        let same_account = *existing.account == *account_name;
-        let as_number = |body: &NumberBody| Number {
-            service_details: body.service_details.clone(),
-            configuration: body.configuration.clone(),
-            ..Number::default()
-        };
-        let before = crate::record::Fields::from_number(&as_number(&existing.body));
-        if same_account
-            && before
-                .diff(&crate::record::Fields::from_number(number))
-                .is_empty()
-        {
+        if *existing.account == *account_name && *existing.body == body {
             return false;
         }
     }
@@ -413,7 +379,7 @@ fn write_number(
         .accounts
         .get(account_name)
         .is_some_and(|a| number_syncs(&a.account, number));
-    let body = store.intern(rules::number_body(number));
+    let body = store.intern(body);
     let writes = store.numbers.get(&digits).map_or(0, |r| r.writes) + 1;
     let account = store.account_name(account_name);
     store.put_number(
@@ -423,9 +389,9 @@ fn write_number(
             body,
             modified: now,
             sync: if syncs {
-                Sync::Due(now + sync_delay)
+                BackendSync::Due(now + sync_delay)
             } else {
-                Sync::None
+                BackendSync::None
             },
             writes,
         },
@@ -539,9 +505,9 @@ pub async fn put_account(
         }
     }
     let sync = if account_syncs(&stored) {
-        Sync::Due(now + delay_ms(&app))
+        BackendSync::Due(now + delay_ms(&app))
     } else {
-        Sync::None
+        BackendSync::None
     };
     let previous = store.accounts.get(&name);
     let numbers = previous.map(|r| r.numbers.clone()).unwrap_or_default();

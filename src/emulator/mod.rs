@@ -12,6 +12,7 @@
 pub mod acs;
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod error;
 pub mod guard;
 pub mod paging;
@@ -309,7 +310,7 @@ impl Stats {
             pending: store
                 .numbers
                 .values()
-                .filter(|r| matches!(r.sync, store::Sync::Due(due) if due > now))
+                .filter(|r| matches!(r.sync, store::BackendSync::Due(due) if due > now))
                 .count() as u64,
             max_writes_per_number: store.numbers.values().map(|r| r.writes).max().unwrap_or(0),
             repeatability_entries: store.repeats.len() as u64,

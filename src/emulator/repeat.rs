@@ -3,7 +3,7 @@
 //! kept; the same id with the same request gets that answer again without
 //! being applied; the same id with another request is rejected.
 
-use super::store::Millis;
+use super::clock::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 

@@ -456,6 +456,30 @@ pub fn check_account(
     errors
 }
 
+/// True when any service of the account syncs to a backend.
+pub fn account_syncs(account: &Account) -> bool {
+    let d = &account.service_details;
+    [&d.teams_operator_connect, &d.teams_phone_mobile]
+        .into_iter()
+        .any(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.enabled && s.sync_enabled == Some(true))
+        })
+}
+
+/// True when a number uses a service that syncs on its account.
+pub fn number_syncs(account: &Account, number: &Number) -> bool {
+    let a = &account.service_details;
+    let n = &number.service_details;
+    let on = |s: &Option<crate::model::TeamsNumberService>| s.as_ref().is_some_and(|s| s.enabled);
+    let syncs = |s: &Option<crate::model::SyncService>| {
+        s.as_ref()
+            .is_some_and(|s| s.enabled && s.sync_enabled == Some(true))
+    };
+    (on(&n.teams_operator_connect) && syncs(&a.teams_operator_connect))
+        || (on(&n.teams_phone_mobile) && syncs(&a.teams_phone_mobile))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

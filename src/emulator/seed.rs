@@ -8,7 +8,7 @@
 
 use super::repeat::{RepeatCache, RepeatEntry};
 use super::store::{
-    AccountRecord, Counters, Millis, NumberBody, NumberRecord, RfiRecord, Store, Sync,
+    AccountRecord, BackendSync, Counters, Millis, NumberBody, NumberRecord, RfiRecord, Store,
 };
 use crate::model::{
     Account, AccountServiceDetails, CivicAddress, Contact, CustomerRelationship,
@@ -295,15 +295,15 @@ pub struct RfiSnapshot {
     pub rfi: RequestForInformation,
 }
 
-fn due(sync: Sync) -> Option<Millis> {
+fn due(sync: BackendSync) -> Option<Millis> {
     match sync {
-        Sync::None => None,
-        Sync::Due(at) => Some(at),
+        BackendSync::None => None,
+        BackendSync::Due(at) => Some(at),
     }
 }
 
-fn sync_of(due: Option<Millis>) -> Sync {
-    due.map_or(Sync::None, Sync::Due)
+fn sync_of(due: Option<Millis>) -> BackendSync {
+    due.map_or(BackendSync::None, BackendSync::Due)
 }
 
 impl Store {
@@ -314,10 +314,10 @@ impl Store {
         let mut store = Store::default();
         for account in seed.accounts {
             let name = account.name.clone().ok_or("a seed account has no name")?;
-            let sync = if super::api::account_syncs(&account) {
-                Sync::Due(now)
+            let sync = if super::rules::account_syncs(&account) {
+                BackendSync::Due(now)
             } else {
-                Sync::None
+                BackendSync::None
             };
             store.accounts.insert(
                 name,
@@ -342,10 +342,10 @@ impl Store {
                     number.telephone_number
                 )
             })?;
-            let sync = if super::api::number_syncs(&record.account, &number) {
-                Sync::Due(now)
+            let sync = if super::rules::number_syncs(&record.account, &number) {
+                BackendSync::Due(now)
             } else {
-                Sync::None
+                BackendSync::None
             };
             let body = store.intern(super::rules::number_body(&number));
             let account = store.account_name(&account);

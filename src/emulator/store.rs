@@ -16,16 +16,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = u64;
-
-pub fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use super::clock::{now_ms, Millis};
 
 /// What a number is, apart from its digits and account.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,7 +31,7 @@ pub struct NumberBody {
 
 /// Backend sync of a resource whose services sync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Sync {
+pub enum BackendSync {
     /// No service of the resource syncs to a backend.
     None,
     /// Written; the backend answers at `due`.
@@ -51,7 +43,7 @@ pub struct NumberRecord {
     pub account: Arc<str>,
     pub body: Arc<NumberBody>,
     pub modified: Millis,
-    pub sync: Sync,
+    pub sync: BackendSync,
     /// How many writes changed this number: tests prove nothing is
     /// applied twice with it.
     pub writes: u32,
@@ -66,7 +58,7 @@ pub struct AccountRecord {
     /// provisioning them takes the sync delay from then, whatever else
     /// the account's writes change.
     pub subdomain_since: Millis,
-    pub sync: Sync,
+    pub sync: BackendSync,
     pub numbers: BTreeSet<u64>,
 }
 
@@ -278,14 +270,14 @@ pub fn account_sync_errors(account: &Account) -> Vec<ServiceProvisioningError> {
 
 /// `pending`, `synced` or `failed` at `now`, with the failure's errors.
 pub fn sync_status(
-    sync: Sync,
+    sync: BackendSync,
     now: Millis,
     errors: impl FnOnce() -> Vec<ServiceProvisioningError>,
 ) -> Option<(&'static str, Option<Vec<ServiceProvisioningError>>)> {
     match sync {
-        Sync::None => None,
-        Sync::Due(due) if now < due => Some(("pending", None)),
-        Sync::Due(_) => {
+        BackendSync::None => None,
+        BackendSync::Due(due) if now < due => Some(("pending", None)),
+        BackendSync::Due(_) => {
             let errors = errors();
             if errors.is_empty() {
                 Some(("synced", None))

@@ -16,107 +16,59 @@ use crate::model::{AssignmentStatus, Capability, Usage};
 use crate::phone::normalize::{normalize, DefaultCountry, NormalizeError};
 use crate::phone::{is_known_region, is_north_american_toll_free, Checked, PhoneRules, Verdict};
 use crate::sheet::{column_letters, CellNote, Column, HeaderMap, RawRow, Teams, TeamsField};
+use crate::spelling::string_enum;
 use serde::Serialize;
-use std::fmt;
 
-/// What a finding is about; the report's `code` column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Code {
-    E164Format,
-    CountryCodeUnknown,
-    NumberLength,
-    NumberNotValid,
-    AccountName,
-    NoService,
-    Usage,
-    Capability,
-    AdditionalUsage,
-    AddressRequired,
-    DisplayedCountryCode,
-    SipHeader,
-    Boolean,
-    AssignmentStatus,
-    Duplicate,
-    Range,
-    Normalized,
-    /// Parses, but is not libphonenumber's canonical E.164 text.
-    NotCanonical,
-    /// A numeric cell with two valid readings.
-    AmbiguousNumber,
-    /// Account names that differ only in case (warning).
-    AccountCase,
-    /// A spreadsheet number cell that lost its `+` (warning).
-    NumericCell,
-    /// A spreadsheet error cell such as `#N/A`.
-    CellError,
-    /// Cells beyond the last heading.
-    ExtraCells,
-    /// Rows above the heading row were passed over (note).
-    HeaderRow,
-    /// A heading was read under another name, `--map` (note).
-    ColumnMapped,
-    /// A sheet of the workbook was not read (note).
-    SheetSkipped,
-}
-
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::E164Format => "E164_FORMAT",
-            Code::CountryCodeUnknown => "COUNTRY_CODE_UNKNOWN",
-            Code::NumberLength => "NUMBER_LENGTH",
-            Code::NumberNotValid => "NUMBER_NOT_VALID",
-            Code::AccountName => "ACCOUNT_NAME",
-            Code::NoService => "NO_SERVICE",
-            Code::Usage => "USAGE",
-            Code::Capability => "CAPABILITY",
-            Code::AdditionalUsage => "ADDITIONAL_USAGE",
-            Code::AddressRequired => "ADDRESS_REQUIRED",
-            Code::DisplayedCountryCode => "DISPLAYED_COUNTRY_CODE",
-            Code::SipHeader => "SIP_HEADER",
-            Code::Boolean => "BOOLEAN",
-            Code::AssignmentStatus => "ASSIGNMENT_STATUS",
-            Code::Duplicate => "DUPLICATE",
-            Code::Range => "RANGE",
-            Code::Normalized => "NORMALIZED",
-            Code::NotCanonical => "NOT_CANONICAL",
-            Code::AmbiguousNumber => "AMBIGUOUS_NUMBER",
-            Code::AccountCase => "ACCOUNT_CASE",
-            Code::NumericCell => "NUMERIC_CELL",
-            Code::CellError => "CELL_ERROR",
-            Code::ExtraCells => "EXTRA_CELLS",
-            Code::HeaderRow => "HEADER_ROW",
-            Code::ColumnMapped => "COLUMN_MAPPED",
-            Code::SheetSkipped => "SHEET_SKIPPED",
-        }
+string_enum!(
+    /// What a finding is about; the report's `code` column.
+    Code {
+        E164Format => "E164_FORMAT",
+        CountryCodeUnknown => "COUNTRY_CODE_UNKNOWN",
+        NumberLength => "NUMBER_LENGTH",
+        NumberNotValid => "NUMBER_NOT_VALID",
+        AccountName => "ACCOUNT_NAME",
+        NoService => "NO_SERVICE",
+        Usage => "USAGE",
+        Capability => "CAPABILITY",
+        AdditionalUsage => "ADDITIONAL_USAGE",
+        AddressRequired => "ADDRESS_REQUIRED",
+        DisplayedCountryCode => "DISPLAYED_COUNTRY_CODE",
+        SipHeader => "SIP_HEADER",
+        Boolean => "BOOLEAN",
+        AssignmentStatus => "ASSIGNMENT_STATUS",
+        Duplicate => "DUPLICATE",
+        Range => "RANGE",
+        Normalized => "NORMALIZED",
+        /// Parses, but is not libphonenumber's canonical E.164 text.
+        NotCanonical => "NOT_CANONICAL",
+        /// A numeric cell with two valid readings.
+        AmbiguousNumber => "AMBIGUOUS_NUMBER",
+        /// Account names that differ only in case (warning).
+        AccountCase => "ACCOUNT_CASE",
+        /// A spreadsheet number cell that lost its `+` (warning).
+        NumericCell => "NUMERIC_CELL",
+        /// A spreadsheet error cell such as `#N/A`.
+        CellError => "CELL_ERROR",
+        /// Cells beyond the last heading.
+        ExtraCells => "EXTRA_CELLS",
+        /// Rows above the heading row were passed over (note).
+        HeaderRow => "HEADER_ROW",
+        /// A heading was read under another name, `--map` (note).
+        ColumnMapped => "COLUMN_MAPPED",
+        /// A sheet of the workbook was not read (note).
+        SheetSkipped => "SHEET_SKIPPED",
     }
-}
+);
 
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+string_enum!(
+    /// How much a finding matters.
+    Severity {
+        Error => "error",
+        Warning => "warning",
+        /// Said once about how the sheet was read; not about a number.
+        Note => "note",
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    /// Said once about how the sheet was read; not about a number.
-    Note,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Note => "note",
-        }
-    }
-}
+);
 
 /// One line of the validation report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -241,10 +193,7 @@ fn extra_cells_message(count: usize, first: usize) -> String {
     )
 }
 
-/// `+digits` text for a number kept as digits.
-pub fn e164(number: u64) -> String {
-    format!("+{number}")
-}
+pub use crate::spelling::{e164, parse_bool};
 
 /// Checks rows against the sheet format's rules. One per thread: it owns
 /// its compiled phone rules.
@@ -452,12 +401,7 @@ impl<'a> RowRules<'a> {
             .get(h, Column::AccountName)
             .or(self.options.account.as_deref())
             .map(str::to_owned);
-        let digits = |text: &str| {
-            text.trim()
-                .strip_prefix('+')
-                .filter(|d| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|d| d.parse::<u64>().ok())
-        };
+        let digits = |text: &str| crate::spelling::e164_digits(text.trim());
         let numbers = match row.get(h, Column::TelephoneNumber) {
             Some(cell) => match cell.split_once("..") {
                 None => digits(cell).map_or(Numbers::None, Numbers::One),
@@ -1242,54 +1186,14 @@ pub fn validate_file(
     })
 }
 
-/// `true`/`false`, `yes`/`no`, `1`/`0`, in any case.
-pub fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" => Some(true),
-        "false" | "no" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
-}
-
 /// Account names: 1-100 of letters, digits, `_` and `-`.
 pub fn check_account_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(format!(
-            "account name {} must be 1 to 100 characters (it has {})",
-            quoted(name),
-            name.chars().count()
-        ));
-    }
-    if let Some(bad) = name.chars().find(|&c| !is_name_char(c)) {
-        return Err(format!(
-            "account name {} has {}; only letters, digits, '_' and '-' are allowed",
-            quoted(name),
-            quoted(&bad.to_string())
-        ));
-    }
-    Ok(())
+    crate::spelling::check_label(name, "account name", 1, 100)
 }
 
 /// Custom SIP headers: at most 100 of letters, digits, `_` and `-`.
 pub fn check_sip_header(value: &str) -> Result<(), String> {
-    if value.chars().count() > 100 {
-        return Err(format!(
-            "custom SIP header is {} characters; at most 100 are allowed",
-            value.chars().count()
-        ));
-    }
-    if let Some(bad) = value.chars().find(|&c| !is_name_char(c)) {
-        return Err(format!(
-            "custom SIP header {} has {}; only letters, digits, '_' and '-' are allowed",
-            quoted(value),
-            quoted(&bad.to_string())
-        ));
-    }
-    Ok(())
+    crate::spelling::check_label(value, "custom SIP header", 0, 100)
 }
 
 #[cfg(test)]

@@ -187,10 +187,7 @@ impl FirstCodes {
 /// Which number of a row an error finding is about: the offset into the
 /// row's numbers for one number of a range, `None` for the whole row.
 fn error_offset(finding: &Finding, numbers: super::Numbers) -> Option<u64> {
-    let number = finding
-        .telephone_number
-        .strip_prefix('+')
-        .and_then(|d| d.parse::<u64>().ok());
+    let number = crate::spelling::e164_digits(&finding.telephone_number);
     match (numbers, number) {
         (super::Numbers::Range { start, count }, Some(n)) if n >= start && n < start + count => {
             Some(n - start)
