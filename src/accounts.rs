@@ -52,7 +52,7 @@ fn is_guid(text: &str) -> bool {
 
 /// Reads an accounts sheet: the accounts to write, and the rows refused
 /// offline (name, booleans, tenant id, Direct Routing subdomain and tokens,
-/// duplicates).
+/// duplicates). A refused row names its first error.
 pub fn read_accounts(table: &Table) -> (Vec<Operation<Account>>, Vec<Refused>) {
     let mut operations = Vec::new();
     let mut refused = Vec::new();
@@ -60,108 +60,19 @@ pub fn read_accounts(table: &Table) -> (Vec<Operation<Account>>, Vec<Refused>) {
     for (row, cells) in &table.rows {
         let get = |column: &str| table.get(cells, column);
         let name = get("name").unwrap_or("").to_owned();
-        let mut errors: Vec<(String, String)> = Vec::new();
-        let mut error = |code: &str, message: String| errors.push((code.to_owned(), message));
+        let mut errors = RowErrors::default();
         if let Err(message) = check_account_name(&name) {
-            error("ACCOUNT_NAME", message);
+            errors.push("ACCOUNT_NAME", message);
         }
         if let Some(&other) = seen.get(&name) {
-            error(
+            errors.push(
                 "DUPLICATE",
                 format!("account '{name}' is also in row {other}"),
             );
         }
         seen.entry(name.clone()).or_insert(*row);
-        let mut flag = |column: &str| -> Option<bool> {
-            let text = get(column)?;
-            match parse_bool(text) {
-                Some(value) => Some(value),
-                None => {
-                    errors.push((
-                        "BOOLEAN".into(),
-                        format!("{column}: '{text}' is not true or false"),
-                    ));
-                    None
-                }
-            }
-        };
-        let service = |enabled: Option<bool>, sync: Option<bool>| {
-            enabled.map(|enabled| SyncService {
-                enabled,
-                sync_enabled: sync,
-                number_count: None,
-            })
-        };
-        let oc = service(
-            flag("serviceDetails_teamsOperatorConnect_enabled"),
-            flag("serviceDetails_teamsOperatorConnect_syncEnabled"),
-        );
-        let tpm = service(
-            flag("serviceDetails_teamsPhoneMobile_enabled"),
-            flag("serviceDetails_teamsPhoneMobile_syncEnabled"),
-        );
-        let zoom = service(
-            flag("serviceDetails_zoomPhoneCloudPeering_enabled"),
-            flag("serviceDetails_zoomPhoneCloudPeering_syncEnabled"),
-        );
-        let call_protection = service(
-            flag("serviceDetails_azureOperatorCallProtection_enabled"),
-            None,
-        );
-        let dr_enabled = flag("serviceDetails_teamsDirectRouting_enabled");
-        let dr_sync = flag("serviceDetails_teamsDirectRouting_syncEnabled");
-        let call_screening = flag("serviceDetails_teamsDirectRouting_configuration_callScreening");
-        let mut error = |code: &str, message: String| errors.push((code.to_owned(), message));
-        let tenant = get("serviceDetails_teamsTenantId");
-        if let Some(tenant) = tenant {
-            if !is_guid(tenant) {
-                error(
-                    "TEAMS_TENANT_ID",
-                    format!("teamsTenantId '{tenant}' is not a GUID"),
-                );
-            }
-        }
-        let teams = [&oc, &tpm]
-            .iter()
-            .any(|s| s.as_ref().is_some_and(|s| s.enabled));
-        if teams && tenant.is_none() {
-            error(
-                "TEAMS_TENANT_ID",
-                "Operator Connect and Teams Phone Mobile accounts need a teamsTenantId".into(),
-            );
-        }
-        let subdomain = get("serviceDetails_teamsDirectRouting_configuration_subdomain");
-        let token1 =
-            get("serviceDetails_teamsDirectRouting_configuration_subdomainTokens_region1Token");
-        let token2 =
-            get("serviceDetails_teamsDirectRouting_configuration_subdomainTokens_region2Token");
-        if dr_enabled == Some(true) {
-            match subdomain {
-                None => error(
-                    "SUBDOMAIN",
-                    "a Direct Routing account needs a subdomain".into(),
-                ),
-                Some(s) => {
-                    if let Err(message) = check_label(s, "subdomain", 1, 10) {
-                        error("SUBDOMAIN", message);
-                    }
-                }
-            }
-            for (token, which) in [(token1, "region1Token"), (token2, "region2Token")] {
-                match token {
-                    None => error(
-                        "SUBDOMAIN_TOKEN",
-                        format!("a Direct Routing account needs {which}"),
-                    ),
-                    Some(t) => {
-                        if let Err(message) = check_label(t, which, 1, 100) {
-                            error("SUBDOMAIN_TOKEN", message);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some((code, message)) = errors.into_iter().next() {
+        let service_details = account_services(&get, &mut errors);
+        if let Some((code, message)) = errors.0.into_iter().next() {
             refused.push(Refused {
                 row: *row,
                 key: name,
@@ -170,43 +81,162 @@ pub fn read_accounts(table: &Table) -> (Vec<Operation<Account>>, Vec<Refused>) {
             });
             continue;
         }
-        let direct_routing = dr_enabled.map(|enabled| DirectRoutingService {
-            enabled,
-            sync_enabled: dr_sync,
-            configuration: (subdomain.is_some() || call_screening.is_some() || token1.is_some())
-                .then(|| DirectRoutingConfiguration {
-                    call_screening,
-                    subdomain: subdomain.map(str::to_owned),
-                    subdomain_tokens: (token1.is_some() || token2.is_some()).then(|| {
-                        SubdomainTokens {
-                            region1_token: token1.map(str::to_owned),
-                            region2_token: token2.map(str::to_owned),
-                        }
-                    }),
-                }),
-            subdomain_status: None,
-            number_count: None,
-        });
         operations.push(Operation {
             row: *row,
             key: name.clone(),
             what: Account {
                 name: Some(name),
                 correlation_id: get("correlationId").map(str::to_owned),
-                service_details: AccountServiceDetails {
-                    teams_tenant_id: tenant.map(str::to_owned),
-                    teams_operator_connect: oc,
-                    teams_phone_mobile: tpm,
-                    teams_direct_routing: direct_routing,
-                    zoom_phone_cloud_peering: zoom,
-                    azure_operator_call_protection: call_protection,
-                },
+                service_details,
                 service_provisioning_status: None,
                 service_provisioning_errors: None,
             },
         });
     }
     (operations, refused)
+}
+
+/// What is wrong with one row, in the order found: (code, message).
+#[derive(Default)]
+struct RowErrors(Vec<(String, String)>);
+
+impl RowErrors {
+    fn push(&mut self, code: &str, message: String) {
+        self.0.push((code.to_owned(), message));
+    }
+
+    /// A boolean cell, or `None` when it is empty or not a boolean (then an
+    /// error).
+    fn flag(&mut self, column: &str, text: Option<&str>) -> Option<bool> {
+        let text = text?;
+        let value = parse_bool(text);
+        if value.is_none() {
+            self.push(
+                "BOOLEAN",
+                format!("{column}: '{text}' is not true or false"),
+            );
+        }
+        value
+    }
+}
+
+/// The services of one accounts-sheet row.
+fn account_services<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    errors: &mut RowErrors,
+) -> AccountServiceDetails {
+    let mut flag = |column: &str| errors.flag(column, get(column));
+    let service = |enabled: Option<bool>, sync: Option<bool>| {
+        enabled.map(|enabled| SyncService {
+            enabled,
+            sync_enabled: sync,
+            number_count: None,
+        })
+    };
+    let oc = service(
+        flag("serviceDetails_teamsOperatorConnect_enabled"),
+        flag("serviceDetails_teamsOperatorConnect_syncEnabled"),
+    );
+    let tpm = service(
+        flag("serviceDetails_teamsPhoneMobile_enabled"),
+        flag("serviceDetails_teamsPhoneMobile_syncEnabled"),
+    );
+    let zoom = service(
+        flag("serviceDetails_zoomPhoneCloudPeering_enabled"),
+        flag("serviceDetails_zoomPhoneCloudPeering_syncEnabled"),
+    );
+    let call_protection = service(
+        flag("serviceDetails_azureOperatorCallProtection_enabled"),
+        None,
+    );
+    let dr_flags = [
+        flag("serviceDetails_teamsDirectRouting_enabled"),
+        flag("serviceDetails_teamsDirectRouting_syncEnabled"),
+        flag("serviceDetails_teamsDirectRouting_configuration_callScreening"),
+    ];
+    let tenant = get("serviceDetails_teamsTenantId");
+    if let Some(tenant) = tenant {
+        if !is_guid(tenant) {
+            errors.push(
+                "TEAMS_TENANT_ID",
+                format!("teamsTenantId '{tenant}' is not a GUID"),
+            );
+        }
+    }
+    let teams = [&oc, &tpm]
+        .iter()
+        .any(|s| s.as_ref().is_some_and(|s| s.enabled));
+    if teams && tenant.is_none() {
+        errors.push(
+            "TEAMS_TENANT_ID",
+            "Operator Connect and Teams Phone Mobile accounts need a teamsTenantId".into(),
+        );
+    }
+    AccountServiceDetails {
+        teams_tenant_id: tenant.map(str::to_owned),
+        teams_operator_connect: oc,
+        teams_phone_mobile: tpm,
+        teams_direct_routing: direct_routing(get, dr_flags, errors),
+        zoom_phone_cloud_peering: zoom,
+        azure_operator_call_protection: call_protection,
+    }
+}
+
+/// Direct Routing from its cells: `[enabled, syncEnabled, callScreening]`
+/// already read, then the subdomain and its two tokens, which an enabled
+/// service needs.
+fn direct_routing<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    [enabled, sync, call_screening]: [Option<bool>; 3],
+    errors: &mut RowErrors,
+) -> Option<DirectRoutingService> {
+    let subdomain = get("serviceDetails_teamsDirectRouting_configuration_subdomain");
+    let token1 =
+        get("serviceDetails_teamsDirectRouting_configuration_subdomainTokens_region1Token");
+    let token2 =
+        get("serviceDetails_teamsDirectRouting_configuration_subdomainTokens_region2Token");
+    if enabled == Some(true) {
+        match subdomain {
+            None => errors.push(
+                "SUBDOMAIN",
+                "a Direct Routing account needs a subdomain".into(),
+            ),
+            Some(s) => {
+                if let Err(message) = check_label(s, "subdomain", 1, 10) {
+                    errors.push("SUBDOMAIN", message);
+                }
+            }
+        }
+        for (token, which) in [(token1, "region1Token"), (token2, "region2Token")] {
+            match token {
+                None => errors.push(
+                    "SUBDOMAIN_TOKEN",
+                    format!("a Direct Routing account needs {which}"),
+                ),
+                Some(t) => {
+                    if let Err(message) = check_label(t, which, 1, 100) {
+                        errors.push("SUBDOMAIN_TOKEN", message);
+                    }
+                }
+            }
+        }
+    }
+    enabled.map(|enabled| DirectRoutingService {
+        enabled,
+        sync_enabled: sync,
+        configuration: (subdomain.is_some() || call_screening.is_some() || token1.is_some()).then(
+            || DirectRoutingConfiguration {
+                call_screening,
+                subdomain: subdomain.map(str::to_owned),
+                subdomain_tokens: (token1.is_some() || token2.is_some()).then(|| SubdomainTokens {
+                    region1_token: token1.map(str::to_owned),
+                    region2_token: token2.map(str::to_owned),
+                }),
+            },
+        ),
+        subdomain_status: None,
+        number_count: None,
+    })
 }
 
 /// Warnings that do not stop a row: the documentation advises a subdomain

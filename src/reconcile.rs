@@ -307,64 +307,7 @@ pub fn compare(
     interner: &Interner,
     outputs: &Outputs,
 ) -> Result<Drift, ReconcileError> {
-    let create = |path: &Path| {
-        csvconf::create(path).map_err(|source| ReconcileError::Write {
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let mut diff = create(&outputs.diff)?;
-    let mut upsert = create(&outputs.to_upsert)?;
-    let mut delete = create(&outputs.to_delete)?;
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |e: csv::Error| ReconcileError::Write {
-            path: path.clone(),
-            source: e.into(),
-        }
-    };
-    diff.write_record(["telephoneNumber", "kind", "field", "desired", "actual"])
-        .map_err(io_err(&outputs.diff))?;
-    upsert
-        .write_record(sheet_headings())
-        .map_err(io_err(&outputs.to_upsert))?;
-    delete
-        .write_record(["telephoneNumber", "accountName"])
-        .map_err(io_err(&outputs.to_delete))?;
-
-    let mut drift = Drift::default();
-    let empty = Fields::default();
-    let fields = |id: u32| interner.fields.get(id as usize).unwrap_or(&empty);
-    let mut write_upsert = |item: &Item, drift: &mut Drift| -> Result<(), ReconcileError> {
-        let row = sheet_row(
-            item.number,
-            &interner.accounts[item.account as usize],
-            fields(item.fields),
-        );
-        drift.to_upsert += 1;
-        upsert
-            .write_record(&row)
-            .map_err(io_err(&outputs.to_upsert))
-    };
-    let mut write_delete = |item: &Item, drift: &mut Drift| -> Result<(), ReconcileError> {
-        drift.to_delete += 1;
-        delete
-            .write_record([
-                e164(item.number),
-                interner.accounts[item.account as usize].clone(),
-            ])
-            .map_err(io_err(&outputs.to_delete))
-    };
-    let mut line = |number: u64,
-                    kind: Difference,
-                    field: &str,
-                    desired: &str,
-                    actual: &str|
-     -> Result<(), ReconcileError> {
-        diff.write_record([e164(number).as_str(), kind.as_str(), field, desired, actual])
-            .map_err(io_err(&outputs.diff))
-    };
-
+    let mut out = DriftWriter::create(interner, outputs)?;
     let (mut d, mut a) = (
         desired.items.iter().peekable(),
         actual.items.iter().peekable(),
@@ -378,78 +321,152 @@ pub fn compare(
             (Some(want), Some(have)) => want.number.cmp(&have.number),
         };
         match order {
-            Ordering::Less => {
-                let want = d.next().expect("peeked");
-                drift.missing += 1;
-                line(
-                    want.number,
-                    Difference::Missing,
-                    "",
-                    &interner.accounts[want.account as usize],
-                    "",
-                )?;
-                write_upsert(want, &mut drift)?;
-            }
-            Ordering::Greater => {
-                let have = a.next().expect("peeked");
-                drift.extra += 1;
-                line(
-                    have.number,
-                    Difference::Extra,
-                    "",
-                    "",
-                    &interner.accounts[have.account as usize],
-                )?;
-                write_delete(have, &mut drift)?;
-            }
-            Ordering::Equal => {
-                let (want, have) = (d.next().expect("peeked"), a.next().expect("peeked"));
-                if want.account != have.account {
-                    drift.moved += 1;
-                    line(
-                        want.number,
-                        Difference::Moved,
-                        "accountName",
-                        &interner.accounts[want.account as usize],
-                        &interner.accounts[have.account as usize],
-                    )?;
-                    // Released from the old account, then created in the new.
-                    write_delete(have, &mut drift)?;
-                    write_upsert(want, &mut drift)?;
-                } else if want.fields != have.fields {
-                    let differences = fields(want.fields).diff(fields(have.fields));
-                    if differences.is_empty() {
-                        drift.same += 1;
-                    } else {
-                        drift.changed += 1;
-                        for (column, wanted, had) in &differences {
-                            line(
-                                want.number,
-                                Difference::Changed,
-                                &column.heading(),
-                                wanted,
-                                had,
-                            )?;
-                        }
-                        write_upsert(want, &mut drift)?;
-                    }
-                } else {
-                    drift.same += 1;
-                }
-            }
+            Ordering::Less => out.missing(d.next().expect("peeked"))?,
+            Ordering::Greater => out.extra(a.next().expect("peeked"))?,
+            Ordering::Equal => out.both(d.next().expect("peeked"), a.next().expect("peeked"))?,
         }
     }
-    for (writer, path) in [
-        (&mut diff, &outputs.diff),
-        (&mut upsert, &outputs.to_upsert),
-        (&mut delete, &outputs.to_delete),
-    ] {
-        writer.flush().map_err(|source| ReconcileError::Write {
-            path: path.clone(),
-            source,
-        })?;
+    out.finish()
+}
+
+type CsvOut = csv::Writer<std::io::BufWriter<std::fs::File>>;
+
+/// A comparison's three files, written as the differences are found, and
+/// the counts of each kind.
+struct DriftWriter<'a> {
+    interner: &'a Interner,
+    outputs: &'a Outputs,
+    diff: CsvOut,
+    upsert: CsvOut,
+    delete: CsvOut,
+    drift: Drift,
+    empty: Fields,
+}
+
+impl<'a> DriftWriter<'a> {
+    fn create(interner: &'a Interner, outputs: &'a Outputs) -> Result<Self, ReconcileError> {
+        let create = |path: &Path, headings: &[&str]| -> Result<CsvOut, ReconcileError> {
+            let mut writer = csvconf::create(path).map_err(|source| write_error(path, source))?;
+            writer
+                .write_record(headings)
+                .map_err(|e| write_error(path, e.into()))?;
+            Ok(writer)
+        };
+        let sheet = sheet_headings();
+        let sheet: Vec<&str> = sheet.iter().map(AsRef::as_ref).collect();
+        Ok(DriftWriter {
+            interner,
+            outputs,
+            diff: create(
+                &outputs.diff,
+                &["telephoneNumber", "kind", "field", "desired", "actual"],
+            )?,
+            upsert: create(&outputs.to_upsert, &sheet)?,
+            delete: create(&outputs.to_delete, &["telephoneNumber", "accountName"])?,
+            drift: Drift::default(),
+            empty: Fields::default(),
+        })
     }
-    Ok(drift)
+
+    fn account(&self, item: &Item) -> &'a str {
+        &self.interner.accounts[item.account as usize]
+    }
+
+    fn fields(&self, id: u32) -> &Fields {
+        self.interner.fields.get(id as usize).unwrap_or(&self.empty)
+    }
+
+    fn line(
+        &mut self,
+        number: u64,
+        kind: Difference,
+        field: &str,
+        desired: &str,
+        actual: &str,
+    ) -> Result<(), ReconcileError> {
+        self.diff
+            .write_record([e164(number).as_str(), kind.as_str(), field, desired, actual])
+            .map_err(|e| write_error(&self.outputs.diff, e.into()))
+    }
+
+    fn upsert(&mut self, item: &Item) -> Result<(), ReconcileError> {
+        let row = sheet_row(item.number, self.account(item), self.fields(item.fields));
+        self.drift.to_upsert += 1;
+        self.upsert
+            .write_record(&row)
+            .map_err(|e| write_error(&self.outputs.to_upsert, e.into()))
+    }
+
+    fn delete(&mut self, item: &Item) -> Result<(), ReconcileError> {
+        self.drift.to_delete += 1;
+        self.delete
+            .write_record([e164(item.number).as_str(), self.account(item)])
+            .map_err(|e| write_error(&self.outputs.to_delete, e.into()))
+    }
+
+    /// Desired, not provisioned.
+    fn missing(&mut self, want: &Item) -> Result<(), ReconcileError> {
+        self.drift.missing += 1;
+        self.line(want.number, Difference::Missing, "", self.account(want), "")?;
+        self.upsert(want)
+    }
+
+    /// Provisioned, not desired.
+    fn extra(&mut self, have: &Item) -> Result<(), ReconcileError> {
+        self.drift.extra += 1;
+        self.line(have.number, Difference::Extra, "", "", self.account(have))?;
+        self.delete(have)
+    }
+
+    /// On both sides: the same, moved to another account, or changed.
+    fn both(&mut self, want: &Item, have: &Item) -> Result<(), ReconcileError> {
+        if want.account != have.account {
+            self.drift.moved += 1;
+            let (wanted, had) = (self.account(want), self.account(have));
+            self.line(want.number, Difference::Moved, "accountName", wanted, had)?;
+            // Released from the old account, then created in the new.
+            self.delete(have)?;
+            return self.upsert(want);
+        }
+        let differences = if want.fields == have.fields {
+            Vec::new()
+        } else {
+            self.fields(want.fields).diff(self.fields(have.fields))
+        };
+        if differences.is_empty() {
+            self.drift.same += 1;
+            return Ok(());
+        }
+        self.drift.changed += 1;
+        for (column, wanted, had) in &differences {
+            self.line(
+                want.number,
+                Difference::Changed,
+                &column.heading(),
+                wanted,
+                had,
+            )?;
+        }
+        self.upsert(want)
+    }
+
+    fn finish(mut self) -> Result<Drift, ReconcileError> {
+        for (writer, path) in [
+            (&mut self.diff, &self.outputs.diff),
+            (&mut self.upsert, &self.outputs.to_upsert),
+            (&mut self.delete, &self.outputs.to_delete),
+        ] {
+            writer.flush().map_err(|source| write_error(path, source))?;
+        }
+        Ok(self.drift)
+    }
+}
+
+fn write_error(path: &Path, source: io::Error) -> ReconcileError {
+    ReconcileError::Write {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[cfg(test)]

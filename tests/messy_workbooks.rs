@@ -463,7 +463,12 @@ fn a_stopped_import_of_several_sheets_resumes_exactly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    // Stop it once the emulator has taken a batch (not after a fixed time,
+    // which a loaded machine may not reach).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline && server.stats().counters.number_writes == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SAFETY: SIGTERM to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let stopped = Run::from(child.wait_with_output().unwrap());

@@ -367,11 +367,11 @@ fn write_number(
     sync_delay: Millis,
 ) -> bool {
     // Writing what is already there changes nothing: same ETag, no new
-    // backend sync, not counted as a number write. "The same" is the
-    // stored form (output-only fields dropped), the emulator's own rule.
+    // backend sync, not counted as a number write (the emulator's own
+    // rule, `rules::unchanged`, not the client's idea of the same).
     let body = rules::number_body(number);
     if let Some(existing) = store.numbers.get(&digits) {
-        if *existing.account == *account_name && *existing.body == body {
+        if *existing.account == *account_name && rules::unchanged(&existing.body, &body) {
             return false;
         }
     }

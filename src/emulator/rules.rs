@@ -111,6 +111,20 @@ pub fn check_number(
             ));
         }
     }
+    check_services(number, account_name, account, &path, &mut errors);
+    check_custom_sip_header(number, &path, &mut errors);
+    errors
+}
+
+/// A number's services: each enabled one must be enabled on its account,
+/// and at least one must be enabled.
+fn check_services(
+    number: &Number,
+    account_name: &str,
+    account: &AccountRecord,
+    path: &dyn Fn(&str) -> String,
+    errors: &mut Vec<ErrorDetail>,
+) {
     let d = &number.service_details;
     let a = &account.account.service_details;
     let teams = [
@@ -158,7 +172,7 @@ pub fn check_number(
         let at = path(&format!("serviceDetails.{key}"));
         // A disabled service's fields are stored too: they are checked alike.
         if !service.enabled {
-            check_teams(service, &at, &mut errors);
+            check_teams(service, &at, errors);
             continue;
         }
         any = true;
@@ -169,7 +183,7 @@ pub fn check_number(
                 format!("{key} is not enabled on account '{account_name}'"),
             ));
         }
-        check_teams(service, &at, &mut errors);
+        check_teams(service, &at, errors);
     }
     for (key, enabled, on_account) in plain {
         if !enabled {
@@ -191,6 +205,15 @@ pub fn check_number(
             "at least one service must be enabled on a number",
         ));
     }
+}
+
+/// A custom SIP header: its characters, and a service that carries it.
+fn check_custom_sip_header(
+    number: &Number,
+    path: &dyn Fn(&str) -> String,
+    errors: &mut Vec<ErrorDetail>,
+) {
+    let d = &number.service_details;
     if let Some(header) = number
         .configuration
         .as_ref()
@@ -216,7 +239,6 @@ pub fn check_number(
             ));
         }
     }
-    errors
 }
 
 fn check_teams(service: &TeamsNumberService, at: &str, errors: &mut Vec<ErrorDetail>) {
@@ -330,6 +352,53 @@ pub fn number_body(number: &Number) -> NumberBody {
     }
 }
 
+/// Whether writing `new` over `stored` changes nothing the service keeps:
+/// the two are equal once each is in [`comparable`] form. The service
+/// treats capability and usage lists as sets, a disabled service as no
+/// service, and an absent assignment status or address-update flag as
+/// their defaults, so writing back what a read returned is no change.
+pub fn unchanged(stored: &NumberBody, new: &NumberBody) -> bool {
+    comparable(stored) == comparable(new)
+}
+
+fn comparable(body: &NumberBody) -> NumberBody {
+    let mut body = body.clone();
+    let details = &mut body.service_details;
+    for service in [
+        &mut details.teams_operator_connect,
+        &mut details.teams_phone_mobile,
+    ] {
+        if service.as_ref().is_some_and(|s| !s.enabled) {
+            *service = None;
+        }
+        if let Some(service) = service.as_mut() {
+            service
+                .assignment_status
+                .get_or_insert_with(|| "unassigned".into());
+            if let Some(config) = service.configuration.as_mut() {
+                for list in [
+                    &mut config.choosable_capabilities,
+                    &mut config.additional_usages,
+                ] {
+                    list.sort();
+                    list.dedup();
+                }
+                config.allow_tenant_address_update.get_or_insert(false);
+            }
+        }
+    }
+    for service in [
+        &mut details.teams_direct_routing,
+        &mut details.zoom_phone_cloud_peering,
+        &mut details.azure_operator_call_protection,
+    ] {
+        if service.as_ref().is_some_and(|s| !s.enabled) {
+            *service = None;
+        }
+    }
+    body
+}
+
 /// Checks an account write. `existing` is the account being replaced.
 pub fn check_account(
     name: &str,
@@ -375,6 +444,16 @@ pub fn check_account(
             ));
         }
     }
+    check_direct_routing(account, &mut errors);
+    if let Some((old, counts)) = existing {
+        check_account_change(account, old, counts, &mut errors);
+    }
+    errors
+}
+
+/// Direct Routing's subdomain and tokens.
+fn check_direct_routing(account: &Account, errors: &mut Vec<ErrorDetail>) {
+    let d = &account.service_details;
     if let Some(dr) = d.teams_direct_routing.as_ref() {
         if let Some(config) = &dr.configuration {
             let at = "serviceDetails.teamsDirectRouting.configuration";
@@ -405,55 +484,63 @@ pub fn check_account(
             }
         }
     }
-    if let Some((old, counts)) = existing {
-        let od = &old.account.service_details;
-        let teams_numbers = counts.operator_connect + counts.phone_mobile;
-        if teams_numbers > 0 && od.teams_tenant_id != d.teams_tenant_id {
+}
+
+/// What an existing account may not change: its Teams tenant, or a service
+/// its numbers use.
+fn check_account_change(
+    account: &Account,
+    old: &AccountRecord,
+    counts: super::store::ServiceCounts,
+    errors: &mut Vec<ErrorDetail>,
+) {
+    let d = &account.service_details;
+    let od = &old.account.service_details;
+    let teams_numbers = counts.operator_connect + counts.phone_mobile;
+    if teams_numbers > 0 && od.teams_tenant_id != d.teams_tenant_id {
+        errors.push(field(
+            "TeamsTenantIdChangeNotAllowed",
+            "serviceDetails.teamsTenantId",
+            format!("teamsTenantId cannot change while the account has {teams_numbers} Operator Connect or Teams Phone Mobile numbers"),
+        ));
+    }
+    let enabled = |s: Option<bool>| s.unwrap_or(false);
+    let in_use = [
+        (
+            "teamsOperatorConnect",
+            counts.operator_connect,
+            enabled(d.teams_operator_connect.as_ref().map(|s| s.enabled)),
+        ),
+        (
+            "teamsPhoneMobile",
+            counts.phone_mobile,
+            enabled(d.teams_phone_mobile.as_ref().map(|s| s.enabled)),
+        ),
+        (
+            "teamsDirectRouting",
+            counts.direct_routing,
+            enabled(d.teams_direct_routing.as_ref().map(|s| s.enabled)),
+        ),
+        (
+            "zoomPhoneCloudPeering",
+            counts.zoom,
+            enabled(d.zoom_phone_cloud_peering.as_ref().map(|s| s.enabled)),
+        ),
+        (
+            "azureOperatorCallProtection",
+            counts.call_protection,
+            enabled(d.azure_operator_call_protection.as_ref().map(|s| s.enabled)),
+        ),
+    ];
+    for (key, count, still_enabled) in in_use {
+        if count > 0 && !still_enabled {
             errors.push(field(
-                "TeamsTenantIdChangeNotAllowed",
-                "serviceDetails.teamsTenantId",
-                format!("teamsTenantId cannot change while the account has {teams_numbers} Operator Connect or Teams Phone Mobile numbers"),
+                "ServiceInUse",
+                format!("serviceDetails.{key}"),
+                format!("{key} cannot be disabled while {count} numbers of the account use it"),
             ));
         }
-        let enabled = |s: Option<bool>| s.unwrap_or(false);
-        let in_use = [
-            (
-                "teamsOperatorConnect",
-                counts.operator_connect,
-                enabled(d.teams_operator_connect.as_ref().map(|s| s.enabled)),
-            ),
-            (
-                "teamsPhoneMobile",
-                counts.phone_mobile,
-                enabled(d.teams_phone_mobile.as_ref().map(|s| s.enabled)),
-            ),
-            (
-                "teamsDirectRouting",
-                counts.direct_routing,
-                enabled(d.teams_direct_routing.as_ref().map(|s| s.enabled)),
-            ),
-            (
-                "zoomPhoneCloudPeering",
-                counts.zoom,
-                enabled(d.zoom_phone_cloud_peering.as_ref().map(|s| s.enabled)),
-            ),
-            (
-                "azureOperatorCallProtection",
-                counts.call_protection,
-                enabled(d.azure_operator_call_protection.as_ref().map(|s| s.enabled)),
-            ),
-        ];
-        for (key, count, still_enabled) in in_use {
-            if count > 0 && !still_enabled {
-                errors.push(field(
-                    "ServiceInUse",
-                    format!("serviceDetails.{key}"),
-                    format!("{key} cannot be disabled while {count} numbers of the account use it"),
-                ));
-            }
-        }
     }
-    errors
 }
 
 /// True when any service of the account syncs to a backend.

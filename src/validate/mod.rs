@@ -486,6 +486,23 @@ impl<'a> RowRules<'a> {
             }
         };
 
+        self.check_range(
+            out,
+            (start_text, start_col),
+            (end_text, end_col),
+            bad_numbers,
+        )
+    }
+
+    /// A range's two ends: read, on one length and country, in order and
+    /// within `--max-range`; then each number between them.
+    fn check_range(
+        &self,
+        out: &mut Out,
+        (start_text, start_col): (&str, Column),
+        (end_text, end_col): (&str, Column),
+        bad_numbers: &mut Vec<u64>,
+    ) -> Numbers {
         let start = self.read_number(out, start_text, start_col);
         let end = self.read_number(out, end_text, end_col);
         let (Some((first, _)), Some((last, _))) = (start, end) else {
@@ -539,6 +556,22 @@ impl<'a> RowRules<'a> {
                 ),
             );
         }
+        self.check_range_numbers(out, first, count, bad_numbers);
+        Numbers::Range {
+            start: first,
+            count,
+        }
+    }
+
+    /// Checks each number of a valid range; findings about one of them
+    /// name that number, and its offset goes to `bad_numbers`.
+    fn check_range_numbers(
+        &self,
+        out: &mut Out,
+        first: u64,
+        count: u64,
+        bad_numbers: &mut Vec<u64>,
+    ) {
         let column = if self.header.has(Column::TelephoneNumber) {
             Column::TelephoneNumber
         } else {
@@ -578,10 +611,6 @@ impl<'a> RowRules<'a> {
             for finding in &mut out.findings[before..] {
                 finding.telephone_number = e164(number);
             }
-        }
-        Numbers::Range {
-            start: first,
-            count,
         }
     }
 
@@ -979,118 +1008,7 @@ impl<'a> RowRules<'a> {
             if !enabled {
                 continue;
             }
-            let label = service.label();
-            if let Some(text) = out.row.get(h, column(TeamsField::AssignmentStatus)) {
-                if AssignmentStatus::parse(text).is_none() {
-                    out.error(
-                        Code::AssignmentStatus,
-                        column(TeamsField::AssignmentStatus),
-                        format!("{} is not assigned or unassigned", quoted(text)),
-                    );
-                }
-            }
-            let usage = match out.row.get(h, column(TeamsField::Usage)) {
-                None => {
-                    out.error(
-                        Code::Usage,
-                        column(TeamsField::Usage),
-                        format!(
-                            "{label} is enabled but no usage is given ({})",
-                            Usage::NAMES.join(", ")
-                        ),
-                    );
-                    None
-                }
-                Some(text) => {
-                    let usage = Usage::parse(text);
-                    if usage.is_none() {
-                        out.error(
-                            Code::Usage,
-                            column(TeamsField::Usage),
-                            format!(
-                                "{} is not a usage ({})",
-                                quoted(text),
-                                Usage::NAMES.join(", ")
-                            ),
-                        );
-                    }
-                    usage
-                }
-            };
-            match out.row.get(h, column(TeamsField::ChoosableCapabilities)) {
-                None => out.error(
-                    Code::Capability,
-                    column(TeamsField::ChoosableCapabilities),
-                    format!(
-                        "{label} needs at least one capability ({})",
-                        Capability::NAMES.join(", ")
-                    ),
-                ),
-                Some(text) => {
-                    let unknown: Vec<&str> = crate::csvconf::split_list(text)
-                        .filter(|c| Capability::parse(c).is_none())
-                        .collect();
-                    if !unknown.is_empty() {
-                        out.error(
-                            Code::Capability,
-                            column(TeamsField::ChoosableCapabilities),
-                            format!(
-                                "unknown capability {} (known: {})",
-                                quote_list(&unknown),
-                                Capability::NAMES.join(", ")
-                            ),
-                        );
-                    } else if crate::csvconf::split_list(text).next().is_none() {
-                        out.error(
-                            Code::Capability,
-                            column(TeamsField::ChoosableCapabilities),
-                            format!("{label} needs at least one capability"),
-                        );
-                    }
-                }
-            }
-            if let Some(text) = out.row.get(h, column(TeamsField::AdditionalUsages)) {
-                let unknown: Vec<&str> = crate::csvconf::split_list(text)
-                    .filter(|u| Usage::parse(u).is_none())
-                    .collect();
-                if !unknown.is_empty() {
-                    out.error(
-                        Code::AdditionalUsage,
-                        column(TeamsField::AdditionalUsages),
-                        format!(
-                            "unknown additional usage {} (known: {})",
-                            quote_list(&unknown),
-                            Usage::NAMES.join(", ")
-                        ),
-                    );
-                }
-            }
-            let has_address = out.row.get(h, column(TeamsField::CivicAddressId)).is_some()
-                || out.row.get(h, column(TeamsField::LocationId)).is_some();
-            if usage == Some(Usage::CallingUserAssignment) && !allow_update && !has_address {
-                out.error(
-                    Code::AddressRequired,
-                    column(TeamsField::CivicAddressId),
-                    format!(
-                        "{label} calling-user numbers need a civicAddressId or locationId unless allowTenantAddressUpdate is true"
-                    ),
-                );
-            }
-            match out.row.get(h, column(TeamsField::DisplayedCountryCode)) {
-                Some(code) if !is_known_region(&code.to_ascii_uppercase()) || code.len() != 2 => {
-                    out.error(
-                        Code::DisplayedCountryCode,
-                        column(TeamsField::DisplayedCountryCode),
-                        format!("{} is not a two-letter country code (for example US)", quoted(code)),
-                    )
-                }
-                None if toll_free => out.error(
-                    Code::DisplayedCountryCode,
-                    column(TeamsField::DisplayedCountryCode),
-                    "North American toll-free numbers need a displayed country code (for example US)".into(),
-                ),
-                _ => {}
-            }
+            self.check_teams(out, service, allow_update, toll_free);
         }
 
         if let Some(header) = out.row.get(h, Column::CustomSipHeader) {
@@ -1105,6 +1023,128 @@ impl<'a> RowRules<'a> {
                     "a custom SIP header is not available for Teams Phone Mobile or Azure Operator Call Protection numbers".into(),
                 );
             }
+        }
+    }
+
+    /// The cells of one enabled Teams service (Operator Connect or Teams
+    /// Phone Mobile).
+    fn check_teams(&self, out: &mut Out, service: Teams, allow_update: bool, toll_free: bool) {
+        let h = self.header;
+        let column = |field| Column::Teams(service, field);
+        let label = service.label();
+        if let Some(text) = out.row.get(h, column(TeamsField::AssignmentStatus)) {
+            if AssignmentStatus::parse(text).is_none() {
+                out.error(
+                    Code::AssignmentStatus,
+                    column(TeamsField::AssignmentStatus),
+                    format!("{} is not assigned or unassigned", quoted(text)),
+                );
+            }
+        }
+        let usage = match out.row.get(h, column(TeamsField::Usage)) {
+            None => {
+                out.error(
+                    Code::Usage,
+                    column(TeamsField::Usage),
+                    format!(
+                        "{label} is enabled but no usage is given ({})",
+                        Usage::NAMES.join(", ")
+                    ),
+                );
+                None
+            }
+            Some(text) => {
+                let usage = Usage::parse(text);
+                if usage.is_none() {
+                    out.error(
+                        Code::Usage,
+                        column(TeamsField::Usage),
+                        format!(
+                            "{} is not a usage ({})",
+                            quoted(text),
+                            Usage::NAMES.join(", ")
+                        ),
+                    );
+                }
+                usage
+            }
+        };
+        match out.row.get(h, column(TeamsField::ChoosableCapabilities)) {
+            None => out.error(
+                Code::Capability,
+                column(TeamsField::ChoosableCapabilities),
+                format!(
+                    "{label} needs at least one capability ({})",
+                    Capability::NAMES.join(", ")
+                ),
+            ),
+            Some(text) => {
+                let unknown: Vec<&str> = crate::csvconf::split_list(text)
+                    .filter(|c| Capability::parse(c).is_none())
+                    .collect();
+                if !unknown.is_empty() {
+                    out.error(
+                        Code::Capability,
+                        column(TeamsField::ChoosableCapabilities),
+                        format!(
+                            "unknown capability {} (known: {})",
+                            quote_list(&unknown),
+                            Capability::NAMES.join(", ")
+                        ),
+                    );
+                } else if crate::csvconf::split_list(text).next().is_none() {
+                    out.error(
+                        Code::Capability,
+                        column(TeamsField::ChoosableCapabilities),
+                        format!("{label} needs at least one capability"),
+                    );
+                }
+            }
+        }
+        if let Some(text) = out.row.get(h, column(TeamsField::AdditionalUsages)) {
+            let unknown: Vec<&str> = crate::csvconf::split_list(text)
+                .filter(|u| Usage::parse(u).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                out.error(
+                    Code::AdditionalUsage,
+                    column(TeamsField::AdditionalUsages),
+                    format!(
+                        "unknown additional usage {} (known: {})",
+                        quote_list(&unknown),
+                        Usage::NAMES.join(", ")
+                    ),
+                );
+            }
+        }
+        let has_address = out.row.get(h, column(TeamsField::CivicAddressId)).is_some()
+            || out.row.get(h, column(TeamsField::LocationId)).is_some();
+        if usage == Some(Usage::CallingUserAssignment) && !allow_update && !has_address {
+            out.error(
+                Code::AddressRequired,
+                column(TeamsField::CivicAddressId),
+                format!(
+                    "{label} calling-user numbers need a civicAddressId or locationId unless allowTenantAddressUpdate is true"
+                ),
+            );
+        }
+        match out.row.get(h, column(TeamsField::DisplayedCountryCode)) {
+            Some(code) if !is_known_region(&code.to_ascii_uppercase()) || code.len() != 2 => out
+                .error(
+                    Code::DisplayedCountryCode,
+                    column(TeamsField::DisplayedCountryCode),
+                    format!(
+                        "{} is not a two-letter country code (for example US)",
+                        quoted(code)
+                    ),
+                ),
+            None if toll_free => out.error(
+                Code::DisplayedCountryCode,
+                column(TeamsField::DisplayedCountryCode),
+                "North American toll-free numbers need a displayed country code (for example US)"
+                    .into(),
+            ),
+            _ => {}
         }
     }
 }
