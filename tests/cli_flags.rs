@@ -320,3 +320,60 @@ fn reconcile_apply_honours_concurrency_and_batch_size() {
         "six at once took {parallel:.2} s, one at a time {serial:.2} s"
     );
 }
+
+/// The command a README usage line is about (`acgbulk accounts import ...`
+/// -> `["accounts", "import"]`), if it names one.
+fn command_of(line: &str) -> Option<Vec<String>> {
+    let mut words = line.split_whitespace().skip(1);
+    let first = words.next()?;
+    let command: &[&str] = COMMANDS.iter().find(|c| c.len() == 1 && c[0] == first)?;
+    let mut path: Vec<String> = command.iter().map(|w| w.to_string()).collect();
+    if let Some(second) = words.next() {
+        let deeper = [first, second];
+        if COMMANDS.contains(&&deeper[..]) {
+            path.push(second.to_owned());
+        }
+    }
+    Some(path)
+}
+
+#[test]
+fn every_flag_the_readme_shows_is_in_the_commands_help() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let flag = regex::Regex::new(r"(?:^|[\s\[(|])(--[a-z][a-z0-9-]*|-o)\b").unwrap();
+    let dir = tempdir();
+    let mut helps = std::collections::HashMap::new();
+    let mut checked = 0;
+    for block in readme.split("```sh\n").skip(1) {
+        let block = block.split("```").next().unwrap();
+        let mut command: Option<Vec<String>> = None;
+        for line in block.lines() {
+            // Shell comments are prose.
+            let code = line.split(" #").next().unwrap();
+            if code.starts_with("acgbulk ") {
+                command = command_of(code);
+            } else if !code.starts_with(' ') {
+                command = None;
+            }
+            let Some(command) = &command else { continue };
+            let help = helps.entry(command.clone()).or_insert_with(|| {
+                let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+                args.push("--help");
+                run(dir.path(), &args).stdout
+            });
+            for found in flag.captures_iter(code) {
+                let name = &found[1];
+                checked += 1;
+                assert!(
+                    [" ", ",", "\n"]
+                        .iter()
+                        .any(|end| help.contains(&format!("{name}{end}"))),
+                    "README shows `acgbulk {} ... {name}`, which its --help does not have: {line}",
+                    command.join(" ")
+                );
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} flags found in the README");
+}

@@ -576,3 +576,19 @@ pub struct AcsConnectionArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_rate, RateLimit};
+
+    #[test]
+    fn rates_are_per_minute_or_off() {
+        assert_eq!(parse_rate("100/min"), Ok(RateLimit(Some(100))));
+        assert_eq!(parse_rate("600"), Ok(RateLimit(Some(600))));
+        assert_eq!(parse_rate("off"), Ok(RateLimit(None)));
+        assert_eq!(parse_rate("OFF"), Ok(RateLimit(None)));
+        assert_eq!(parse_rate("0"), Ok(RateLimit(None)));
+        assert!(parse_rate("100/s").unwrap_err().contains("N/min"));
+        assert!(parse_rate("fast").is_err());
+    }
+}
