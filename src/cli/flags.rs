@@ -22,7 +22,8 @@ use acgbulk::validate::RuleOptions;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Defaults that code needs as values, not only as clap's `default_value`.
+/// The defaults that are numbers; the others are in the flags'
+/// `default_value`s below.
 pub mod defaults {
     /// Requests (batches, rows or searches) in flight at once.
     pub const CONCURRENCY: usize = 8;
