@@ -1,19 +1,14 @@
-//! `acgbulk accounts`: create, update or delete accounts in bulk.
-//!
-//! ```text
-//! acgbulk accounts import ACCOUNTS [--mode create|update|upsert] [job options]
-//!                         [--endpoint URL | --emulator] [auth options]
-//! acgbulk accounts delete ACCOUNTS [--with-numbers] [job options] ...
-//! ```
+//! `acgbulk accounts`: create, update or delete accounts in bulk, with a
+//! results file and a checkpoint (flags: `acgbulk accounts import --help`,
+//! `acgbulk accounts delete --help`).
 //!
 //! ACCOUNTS has the columns the accounts export writes (`name`,
 //! `correlationId`, `serviceDetails_teamsTenantId`, each service's
 //! `_enabled` and `_syncEnabled`, Direct Routing's configuration); a
 //! delete needs only `name`.
 
-use super::args::ReadArgs;
-use super::connect::ConnectionArgs;
-use super::job::{self, JobArgs};
+use super::flags::{ConnectionArgs, JsonArgs, ReadArgs, RunArgs};
+use super::job;
 use super::Status;
 use acgbulk::accounts::{self, Mode};
 use acgbulk::rowjob::Layout;
@@ -49,10 +44,13 @@ pub struct ImportArgs {
     pub mode: ModeArg,
 
     #[command(flatten)]
-    pub job: JobArgs,
+    pub run: RunArgs,
 
     #[command(flatten)]
     pub read: ReadArgs,
+
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -69,10 +67,13 @@ pub struct DeleteArgs {
     pub with_numbers: bool,
 
     #[command(flatten)]
-    pub job: JobArgs,
+    pub run: RunArgs,
 
     #[command(flatten)]
     pub read: ReadArgs,
+
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -111,7 +112,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<Status> {
             );
         }
     }
-    let options = args.job.options(
+    let options = args.run.options(
         "accounts-import",
         &args.input,
         mode.as_str().to_owned(),
@@ -123,7 +124,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<Status> {
     );
     let client = connected.client.clone();
     let status = job::run(
-        &args.job,
+        args.summary.json,
         &options,
         operations,
         refused,
@@ -158,12 +159,12 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<Status> {
         extra_columns: &[],
     };
     let options = args
-        .job
+        .run
         .options("accounts-delete", &args.input, settings, layout);
     let client = connected.client.clone();
     let with_numbers = args.with_numbers;
     let status = job::run(
-        &args.job,
+        args.summary.json,
         &options,
         operations,
         refused,

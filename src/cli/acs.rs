@@ -1,23 +1,15 @@
 //! `acgbulk acs`: search Azure Communication Services for numbers to buy,
-//! and buy what a search found.
+//! and buy what a search found (flags: `acgbulk acs search --help`,
+//! `acgbulk acs purchase --help`).
 //!
-//! ```text
-//! acgbulk acs search --country CC --type geographic|tollFree --assignment person|application
-//!                    [--calling C] [--sms C] [--area-code N] [--quantity N] [-o FILE]
-//! acgbulk acs search --requests FILE [-o FILE] [--concurrency N]
-//! acgbulk acs purchase --search-id ID [--search-id ID ...] --yes
-//!   credentials: ACS_CONNECTION_STRING or --connection-string-file (access key),
-//!                or --endpoint URL (ACS_ENDPOINT) with Entra ID, or --emulator
-//! ```
-//!
-//! C is none, inbound, outbound or inbound+outbound. The results (CSV, on
-//! stdout without -o) have a line per number found and a line per search
-//! that found fewer than asked or failed.
+//! Credentials: ACS_CONNECTION_STRING or --connection-string-file (access
+//! key), or --endpoint URL (ACS_ENDPOINT) with Entra ID, or --emulator. The
+//! results (CSV, on stdout without -o) have a line per number found and a
+//! line per search that found fewer than asked or failed.
 
-use super::args::ReadArgs;
-use super::connect::{AuthArgs, Connected, TransportArgs};
+use super::connect::Connected;
+use super::flags::{AcsConnectionArgs, AuthMode, ConcurrencyArgs, JsonArgs, OutputArgs, ReadArgs};
 use super::{ui, Status};
-use acgbulk::acs::model::SCOPE;
 use acgbulk::acs::requests::{self, RequestCells, RequestError, SearchSpec};
 use acgbulk::acs::search::{self, SearchSummary};
 use acgbulk::acs::signing::{AccessKeySigner, ConnectionString};
@@ -31,7 +23,6 @@ use anyhow::{bail, Context};
 use azure_core::credentials::SecretBytes;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -41,49 +32,9 @@ pub enum Command {
     Purchase(Box<PurchaseArgs>),
 }
 
-/// Where Azure Communication Services is and how to authenticate to it.
-#[derive(clap::Args, Debug, Clone)]
-pub struct AcsConnectionArgs {
-    /// The resource's endpoint, https://<resource>.communication.azure.com,
-    /// for Entra ID authentication (a connection string carries its own)
-    #[arg(
-        long,
-        env = "ACS_ENDPOINT",
-        value_name = "URL",
-        help_heading = "Connection"
-    )]
-    pub endpoint: Option<url::Url>,
-
-    /// A file holding the connection string endpoint=URL;accesskey=KEY
-    /// (else ACS_CONNECTION_STRING); requests are signed with the key
-    #[arg(long, value_name = "FILE", help_heading = "Connection")]
-    pub connection_string_file: Option<PathBuf>,
-
-    /// Start an emulator in this process on a free port, with a fresh
-    /// access key, and use it
-    #[arg(long, conflicts_with_all = ["endpoint", "connection_string_file"], help_heading = "Connection")]
-    pub emulator: bool,
-
-    #[command(flatten)]
-    pub transport: TransportArgs,
-
-    /// Between polls of an operation when the service gives no Retry-After
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, help_heading = "Connection")]
-    pub poll_interval: Duration,
-
-    /// The longest a search or purchase may take
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration, help_heading = "Connection")]
-    pub poll_timeout: Duration,
-
-    /// The scope of Azure Communication Services, for Entra ID
-    #[arg(long, env = "ACS_SCOPE", value_name = "SCOPE", default_value = SCOPE, help_heading = "Authentication")]
-    pub scope: String,
-
-    #[command(flatten)]
-    pub auth: AuthArgs,
-}
-
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("output", |a| a.help("Write the results CSV here instead of standard output")))]
+#[command(mut_arg("json", |a| a.requires("output")))]
 pub struct SearchArgs {
     /// Country to search (ISO 3166 two letters, e.g. US)
     #[arg(long, value_name = "CC", conflicts_with = "requests", required_unless_present = "requests", requires_all = ["phone_number_type", "assignment"])]
@@ -118,17 +69,14 @@ pub struct SearchArgs {
     #[arg(long, value_name = "FILE")]
     pub requests: Option<PathBuf>,
 
-    /// Write the results CSV here instead of standard output
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
-    /// Searches in flight at once
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
 
-    /// Print the summary as JSON on standard output (needs --output)
-    #[arg(long, requires = "output")]
-    pub json: bool,
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
     #[command(flatten)]
     pub read: ReadArgs,
@@ -147,9 +95,8 @@ pub struct PurchaseArgs {
     #[arg(long)]
     pub yes: bool,
 
-    /// Print the summary as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
     #[command(flatten)]
     pub connection: AcsConnectionArgs,
@@ -225,7 +172,7 @@ impl AcsConnectionArgs {
         };
         if access_key.is_none()
             && matches!(credential, Credential::None)
-            && self.auth.auth != "none"
+            && self.auth.auth != AuthMode::None
         {
             bail!(
                 "no credentials for {}: set ACS_CONNECTION_STRING (or --connection-string-file), or Entra ID \
@@ -349,7 +296,7 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
         Err(status) => return Ok(status),
     };
     let connected = args.connection.connect().await?;
-    let output: Box<dyn std::io::Write> = match &args.output {
+    let output: Box<dyn std::io::Write> = match &args.output.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create the results file {}", path.display()))?,
@@ -361,14 +308,14 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
     writer.flush()?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(async move {
-        super::emulator::wait_for_signal().await;
+        super::signal::stop_requested().await;
         let _ = stop_tx.send(true);
     });
     let bar = ui::bar(Some(specs.len() as u64), "searches");
     let summary = search::run(
         connected.client.clone(),
         specs,
-        args.concurrency,
+        args.concurrency.concurrency,
         args.connection.poll_options(),
         stop,
         |outcome| {
@@ -381,10 +328,10 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
     signals.abort();
     let summary = summary.context("cannot write the results")?;
     connected.close().await?;
-    if args.json {
+    if args.summary.json {
         ui::print_json(&summary)?;
     }
-    print_search_summary(&summary, args.output.as_deref());
+    print_search_summary(&summary, args.output.output.as_deref());
     Ok(if summary.stopped {
         Status::Stopped
     } else if summary.partial + summary.failed > 0 {
@@ -546,7 +493,7 @@ async fn buy(args: PurchaseArgs) -> anyhow::Result<Status> {
         });
     }
     connected.close().await?;
-    if args.json {
+    if args.summary.json {
         ui::print_json(&reports)?;
     }
     if !args.yes {

@@ -1,102 +1,25 @@
-//! Flags that say how to reach and authenticate to the Provisioning API,
-//! shared by every command that talks to it, and the client they make.
+//! The client that the connection flags (`flags::ConnectionArgs`) make,
+//! shared by every command that talks to the Provisioning API.
 //!
 //! Secrets come from the environment (`AZURE_CLIENT_SECRET`, `ACG_TOKEN`,
 //! `AZURE_CLIENT_CERTIFICATE_PASSWORD`) or from files, never from a flag's
 //! value, so they stay out of shell history and process lists.
 
-use super::emulator::{parse_rate, RateLimit};
+use super::flags::{AuthArgs, AuthMode, ConnectionArgs, TransportArgs};
 use acgbulk::client::auth::{self, Credential, TokenProvider};
 use acgbulk::client::pacer::Pacer;
 use acgbulk::client::{Connection, ProvisioningClient, RetryPolicy};
 use acgbulk::emulator::{Emulator, EmulatorConfig, SeedSource};
 use anyhow::{bail, Context};
 use azure_core::credentials::Secret;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Where the API is and how to pace and retry requests to it.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ConnectionArgs {
-    /// The Provisioning API endpoint, `https://provapi.<domain>`
-    #[arg(
-        long,
-        env = "ACG_ENDPOINT",
-        value_name = "URL",
-        help_heading = "Connection"
-    )]
-    pub endpoint: Option<url::Url>,
-
-    /// Start an emulator in this process on a free port and use it instead
-    /// of --endpoint (demo accounts; see `acgbulk emulator --help`)
-    #[arg(long, conflicts_with = "endpoint", help_heading = "Connection")]
-    pub emulator: bool,
-
-    /// With --emulator: keep the emulator's data in this file between runs
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "emulator",
-        help_heading = "Connection"
-    )]
-    pub emulator_state: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub transport: TransportArgs,
-
-    /// The api-version to send
-    #[arg(long, value_name = "VERSION", default_value = acgbulk::model::API_VERSION, help_heading = "Connection")]
-    pub api_version: String,
-
-    /// The scope of the Provisioning API
-    #[arg(long, env = "ACG_SCOPE", value_name = "SCOPE", default_value = auth::DEFAULT_SCOPE, help_heading = "Authentication")]
-    pub scope: String,
-
-    #[command(flatten)]
-    pub auth: AuthArgs,
-}
-
-/// How requests are paced, retried and secured, whatever the service.
-#[derive(clap::Args, Debug, Clone)]
-pub struct TransportArgs {
-    /// An extra trust root (PEM) for HTTPS, for private CAs; TLS is always verified
-    #[arg(long = "ca-cert", value_name = "FILE", help_heading = "Connection")]
-    pub ca_certs: Vec<PathBuf>,
-
-    /// Requests a minute for everything the run sends, polls included (the
-    /// Provisioning API allows 100)
-    #[arg(long, value_name = "N/min", default_value = "100/min", value_parser = parse_rate, help_heading = "Connection")]
-    pub rate_limit: RateLimit,
-
-    /// Attempts for a request that meets 5xx, a time-out or a broken connection
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 6,
-        help_heading = "Connection"
-    )]
-    pub max_attempts: u32,
-
-    /// First wait before a retry; each later wait is four times longer
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, help_heading = "Connection")]
-    pub retry_backoff: Duration,
-
-    /// The longest wait between retries (the failover guidance waits about 60 s)
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Connection")]
-    pub max_backoff: Duration,
-
-    /// Time limit of one request
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Connection")]
-    pub timeout: Duration,
-}
 
 impl TransportArgs {
     /// A connection to `endpoint` with these settings.
     pub fn connection(&self, endpoint: url::Url, api_version: &str) -> Connection {
         let mut connection = Connection::new(endpoint);
         connection.api_version = api_version.to_owned();
-        connection.ca_certs = self.ca_certs.clone();
+        connection.ca_certs = self.ca_cert.clone();
         connection.timeout = self.timeout;
         connection
     }
@@ -115,56 +38,6 @@ impl TransportArgs {
     }
 }
 
-/// How to get a token.
-#[derive(clap::Args, Debug, Clone)]
-pub struct AuthArgs {
-    /// none, token (ACG_TOKEN or --token-file), secret (AZURE_CLIENT_SECRET or
-    /// --client-secret-file), certificate (AZURE_CLIENT_CERTIFICATE_PATH),
-    /// managed-identity; auto picks from what is given
-    #[arg(long, value_name = "METHOD", default_value = "auto", value_parser = ["auto", "none", "token", "secret", "certificate", "managed-identity"], help_heading = "Authentication")]
-    pub auth: String,
-
-    /// A file holding a bearer token (else ACG_TOKEN, or ACS_TOKEN for `acs`)
-    #[arg(long, value_name = "FILE", help_heading = "Authentication")]
-    pub token_file: Option<PathBuf>,
-
-    /// Entra ID tenant of the application
-    #[arg(
-        long,
-        env = "AZURE_TENANT_ID",
-        value_name = "ID",
-        help_heading = "Authentication"
-    )]
-    pub tenant_id: Option<String>,
-
-    /// Application (client) id; for a managed identity, a user-assigned one
-    #[arg(
-        long,
-        env = "AZURE_CLIENT_ID",
-        value_name = "ID",
-        help_heading = "Authentication"
-    )]
-    pub client_id: Option<String>,
-
-    /// A file holding the client secret (else AZURE_CLIENT_SECRET)
-    #[arg(long, value_name = "FILE", help_heading = "Authentication")]
-    pub client_secret_file: Option<PathBuf>,
-
-    /// The application's certificate: PEM with its key, or PKCS#12; its
-    /// password, if any, from AZURE_CLIENT_CERTIFICATE_PASSWORD
-    #[arg(
-        long,
-        env = "AZURE_CLIENT_CERTIFICATE_PATH",
-        value_name = "FILE",
-        help_heading = "Authentication"
-    )]
-    pub client_certificate: Option<PathBuf>,
-
-    /// Entra ID authority
-    #[arg(long, env = "AZURE_AUTHORITY_HOST", value_name = "URL", default_value = auth::DEFAULT_AUTHORITY, help_heading = "Authentication")]
-    pub authority_host: String,
-}
-
 fn env_secret(name: &str) -> Option<Secret> {
     std::env::var(name)
         .ok()
@@ -176,26 +49,26 @@ impl AuthArgs {
     /// The credential the flags and environment describe; a ready token
     /// may come from the variable `token_env`.
     pub fn credential(&self, emulator: bool, token_env: &str) -> anyhow::Result<Credential> {
-        let method = match self.auth.as_str() {
-            "auto" if emulator => "none",
-            "auto" => {
+        let method = match self.auth {
+            AuthMode::Auto if emulator => AuthMode::None,
+            AuthMode::Auto => {
                 if self.token_file.is_some() || env_secret(token_env).is_some() {
-                    "token"
+                    AuthMode::Token
                 } else if self.client_secret_file.is_some()
                     || env_secret("AZURE_CLIENT_SECRET").is_some()
                 {
-                    "secret"
-                } else if self.client_certificate.is_some() {
-                    "certificate"
+                    AuthMode::Secret
+                } else if self.certificate_path.is_some() {
+                    AuthMode::Certificate
                 } else if std::env::var_os("IDENTITY_ENDPOINT").is_some()
                     || std::env::var_os("MSI_ENDPOINT").is_some()
                 {
-                    "managed-identity"
+                    AuthMode::ManagedIdentity
                 } else {
-                    "none"
+                    AuthMode::None
                 }
             }
-            other => other,
+            chosen => chosen,
         };
         let tenant = || -> anyhow::Result<String> {
             self.tenant_id
@@ -208,12 +81,12 @@ impl AuthArgs {
                 .context("this method needs the application id: --client-id or AZURE_CLIENT_ID")
         };
         Ok(match method {
-            "none" => Credential::None,
-            "token" => Credential::Token(match &self.token_file {
+            AuthMode::None | AuthMode::Auto => Credential::None,
+            AuthMode::Token => Credential::Token(match &self.token_file {
                 Some(path) => auth::read_secret_file(path)?,
                 None => env_secret(token_env).with_context(|| format!("--auth token needs {token_env} or --token-file"))?,
             }),
-            "secret" => Credential::ClientSecret {
+            AuthMode::Secret => Credential::ClientSecret {
                 tenant: tenant()?,
                 client_id: client()?,
                 secret: match &self.client_secret_file {
@@ -222,8 +95,8 @@ impl AuthArgs {
                         .context("--auth secret needs AZURE_CLIENT_SECRET or --client-secret-file (never a plain flag)")?,
                 },
             },
-            "certificate" => {
-                let path = self.client_certificate.clone().context("--auth certificate needs AZURE_CLIENT_CERTIFICATE_PATH or --client-certificate")?;
+            AuthMode::Certificate => {
+                let path = self.certificate_path.clone().context("--auth certificate needs AZURE_CLIENT_CERTIFICATE_PATH or --certificate-path")?;
                 let password = env_secret("AZURE_CLIENT_CERTIFICATE_PASSWORD");
                 Credential::ClientCertificate {
                     tenant: tenant()?,
@@ -232,8 +105,7 @@ impl AuthArgs {
                     password,
                 }
             }
-            "managed-identity" => Credential::ManagedIdentity { client_id: self.client_id.clone() },
-            other => bail!("unknown --auth {other}"),
+            AuthMode::ManagedIdentity => Credential::ManagedIdentity { client_id: self.client_id.clone() },
         })
     }
 }

@@ -1,17 +1,11 @@
-//! `acgbulk emulator`: run the local emulator of the Provisioning API.
-//!
-//! ```text
-//! acgbulk emulator [--listen 127.0.0.1:7171] [--state FILE] [--seed FILE | --empty]
-//!                  [--rate-limit N/min|off] [--sync-delay 2s] [--auth none|entra
-//!                  --client ID:SECRET:ROLES...] [--fault-rate P]
-//!                  [--drop-after-commit-rate P] [--latency MS] [--tls-self-signed CA.pem]
-//!                  [--acs-access-key BASE64] [--acs-stock N] [--acs-out-of-stock AREA,...]
-//!                  [--header-timeout 10s]
-//! ```
+//! `acgbulk emulator`: run the local emulator of the Provisioning API (and
+//! of the ACS number search), for trials and tests; its flags are in
+//! `acgbulk emulator --help`.
 //!
 //! The first line on stdout is exactly `listening on http://HOST:PORT`.
-//! SIGINT or SIGTERM stops it cleanly (the state is saved).
+//! Ctrl-C (or SIGTERM on Unix) stops it cleanly (the state is saved).
 
+use super::flags::{parse_rate, RateLimit};
 use super::Status;
 use acgbulk::emulator::acs::AcsConfig;
 use acgbulk::emulator::auth::Client;
@@ -95,9 +89,9 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration, help_heading = "Emulator")]
     pub repeatability_window: Duration,
 
-    /// `none`, or `entra` to require tokens from the emulator's token endpoint
-    #[arg(long, value_name = "MODE", default_value = "none", value_parser = ["none", "entra"], help_heading = "Emulator auth")]
-    pub auth: String,
+    /// Whether API requests need a token
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = EmulatorAuth::None, help_heading = "Emulator auth")]
+    pub auth: EmulatorAuth,
 
     /// A client the token endpoint accepts, as ID:SECRET:ROLE[,ROLE] (roles
     /// Admin, Read, Write, Delete); these are test credentials
@@ -224,6 +218,16 @@ pub struct EmulatorArgs {
     pub acs_reservation: Duration,
 }
 
+/// Whether the emulator asks for tokens.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmulatorAuth {
+    /// Any request is let in
+    #[default]
+    None,
+    /// Requests need a token from the emulator's own token endpoint
+    Entra,
+}
+
 /// An ACS access key; `Debug` does not show it.
 #[derive(Clone)]
 pub struct AccessKey(pub SecretBytes);
@@ -243,23 +247,6 @@ pub fn parse_access_key(text: &str) -> Result<AccessKey, String> {
         .filter(|k| !k.is_empty())
         .map(|k| AccessKey(SecretBytes::new(k)))
         .ok_or_else(|| "the access key is not base64".to_owned())
-}
-
-/// Requests a minute, or no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RateLimit(pub Option<u32>);
-
-/// `100/min`, `100` or `off`.
-pub fn parse_rate(text: &str) -> Result<RateLimit, String> {
-    if text.eq_ignore_ascii_case("off") || text == "0" {
-        return Ok(RateLimit(None));
-    }
-    let number = text.strip_suffix("/min").unwrap_or(text);
-    number
-        .trim()
-        .parse::<u32>()
-        .map(|n| RateLimit(Some(n)))
-        .map_err(|_| format!("'{text}' is not a rate: give N/min (for example 100/min) or off"))
 }
 
 impl EmulatorArgs {
@@ -301,7 +288,7 @@ impl EmulatorArgs {
             max_page_size: self.max_page_size.max(1),
             sync_delay: self.sync_delay,
             repeatability_window: self.repeatability_window,
-            clients: (self.auth == "entra").then_some(clients),
+            clients: (self.auth == EmulatorAuth::Entra).then_some(clients),
             managed_identity: self.managed_identity.clone(),
             token_lifetime: self.token_lifetime,
             audience: self.audience.clone(),
@@ -336,7 +323,7 @@ impl EmulatorArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    if args.options.auth == "entra"
+    if args.options.auth == EmulatorAuth::Entra
         && args.options.clients.is_empty()
         && args.options.client_certificates.is_empty()
     {
@@ -357,35 +344,23 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                 .rate_limit
                 .0
                 .map_or("off".to_owned(), |r| format!("{r}/min")),
-            args.options.auth,
+            match args.options.auth {
+                EmulatorAuth::None => "none",
+                EmulatorAuth::Entra => "entra",
+            },
             if args.options.acs_access_key.is_some() || args.options.acs_access_key_file.is_some() {
                 "with an access key"
-            } else if args.options.auth == "entra" {
+            } else if args.options.auth == EmulatorAuth::Entra {
                 "with Entra ID tokens"
             } else {
                 "open"
             },
             emulator.url
         );
-        wait_for_signal().await;
+        super::signal::stop_requested().await;
         eprintln!("acgbulk emulator: stopping");
         emulator.stop().await?;
         anyhow::Ok(())
     })?;
     Ok(Status::Done)
-}
-
-/// SIGINT (Ctrl-C) or SIGTERM.
-pub async fn wait_for_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match terminate.as_mut() {
-                Some(signal) => { signal.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
 }

@@ -1,20 +1,14 @@
-//! `acgbulk export`: write what the gateway holds to CSV or Excel.
-//!
-//! ```text
-//! acgbulk export numbers|accounts|rfis|civic-addresses [--account NAME]... -o FILE
-//!                [--format csv|xlsx] [--page-size N] [--restart] [--json]
-//!                [--endpoint URL | --emulator] [auth options]
-//! ```
+//! `acgbulk export`: write what the gateway holds to CSV or Excel (flags:
+//! `acgbulk export --help`).
 //!
 //! A stopped export run again with the same command continues where it
 //! stopped (its checkpoint is `FILE.checkpoint`). Exit 0 when done, 2 on
 //! errors, 3 when stopped early.
 
-use super::connect::ConnectionArgs;
+use super::flags::{ConnectionArgs, JsonArgs, OnlyAccountArgs, OutputArgs, PageArgs, RestartArgs};
 use super::{ui, Status};
 use acgbulk::export::{self, ExportOptions, Format, Kind};
 use anyhow::Context;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,75 +31,77 @@ pub enum FormatArg {
 
 /// Export numbers, accounts, RFIs or civic addresses to CSV or Excel
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("output", |a| a.required(true)))]
+#[command(mut_arg("only_account", |a| a.alias("account")))]
 pub struct Args {
     /// What to export
     #[arg(value_enum)]
     pub what: What,
 
-    /// Only these accounts (numbers and civic addresses; repeat the flag)
-    #[arg(long = "account", value_name = "NAME")]
-    pub accounts: Vec<String>,
+    // Numbers and civic addresses only: the other kinds are not per account.
+    #[command(flatten)]
+    pub only: OnlyAccountArgs,
 
-    /// The output file
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// csv or xlsx [default: from the output's extension]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Output")]
     pub format: Option<FormatArg>,
 
-    /// Items per page asked of the service (it may give fewer)
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub page_size: usize,
+    #[command(flatten)]
+    pub page: PageArgs,
 
-    /// Start over even if an unfinished export of the same output is there
-    #[arg(long)]
-    pub restart: bool,
+    #[command(flatten)]
+    pub restart: RestartArgs,
 
-    /// Print the summary as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Status> {
-    let format = match args.format {
-        Some(FormatArg::Csv) => Format::Csv,
-        Some(FormatArg::Xlsx) => Format::Xlsx,
-        None if args
-            .output
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx")) =>
-        {
-            Format::Xlsx
+impl Args {
+    pub fn options(&self) -> ExportOptions {
+        let output = self.output.required();
+        let format = match self.format {
+            Some(FormatArg::Csv) => Format::Csv,
+            Some(FormatArg::Xlsx) => Format::Xlsx,
+            None if output
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx")) =>
+            {
+                Format::Xlsx
+            }
+            None => Format::Csv,
+        };
+        let out = std::path::absolute(output).unwrap_or(output.to_owned());
+        ExportOptions {
+            kind: match self.what {
+                What::Numbers => Kind::Numbers,
+                What::Accounts => Kind::Accounts,
+                What::Rfis => Kind::Rfis,
+                What::CivicAddresses => Kind::CivicAddresses,
+            },
+            accounts: self.only.only_account.clone(),
+            checkpoint: super::flags::checkpoint_of(&out),
+            out,
+            format,
+            page_size: self.page.page_size,
+            restart: self.restart.restart,
         }
-        None => Format::Csv,
-    };
-    let out = std::path::absolute(&args.output).unwrap_or(args.output.clone());
-    let mut checkpoint = out.clone().into_os_string();
-    checkpoint.push(".checkpoint");
-    let options = ExportOptions {
-        kind: match args.what {
-            What::Numbers => Kind::Numbers,
-            What::Accounts => Kind::Accounts,
-            What::Rfis => Kind::Rfis,
-            What::CivicAddresses => Kind::CivicAddresses,
-        },
-        accounts: args.accounts.clone(),
-        out,
-        format,
-        page_size: args.page_size.max(1),
-        checkpoint: PathBuf::from(checkpoint),
-        restart: args.restart,
-    };
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    let options = args.options();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let connected = args.connection.connect(None).await?;
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
-            super::emulator::wait_for_signal().await;
+            super::signal::stop_requested().await;
             let _ = stop_tx.send(true);
         });
         let bar = ui::bar(None, "rows");
@@ -137,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             }
             Err(e) => return Err(e.into()),
         };
-        if args.json {
+        if args.summary.json {
             ui::print_json(&summary)?;
         }
         eprintln!(

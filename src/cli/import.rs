@@ -1,24 +1,20 @@
 //! `acgbulk import` and `acgbulk delete`: load a sheet of numbers into the
 //! gateway (or release them), at the rate limit, with a results file and a
-//! checkpoint to resume from.
-//!
-//! ```text
-//! acgbulk import INPUT [--endpoint URL | --emulator] [auth options]
-//!                [--results FILE] [--checkpoint FILE] [--dry-run] [--skip-invalid]
-//!                [--wait-sync] [--batch-size N] [--rate-limit N/min] [--concurrency N]
-//! acgbulk delete INPUT ...   (needs only telephoneNumber and accountName, or --account)
-//! ```
+//! checkpoint to resume from. Their flags: `acgbulk import --help` and
+//! `acgbulk delete --help`.
 //!
 //! Exit 0 when every number is done, 1 when some failed or were invalid,
 //! 2 for input or configuration errors, 3 when stopped early (resumable).
 
-use super::args::{beside, checkpoint_of, SheetArgs};
-use super::connect::{Connected, ConnectionArgs};
+use super::connect::Connected;
+use super::flags::{
+    beside, ConnectionArgs, JsonArgs, NumberSheetArgs, RuleArgs, SendArgs, StrictArgs, SyncArgs,
+};
 use super::{ui, Status};
 use acgbulk::engine::journal::{self, Action, Journal, JournalError};
 use acgbulk::engine::{self, EngineError, Prepared, RunOptions, RunSummary};
 use acgbulk::journal::RunLock;
-use acgbulk::plan::MAX_BATCH_SIZE;
+use acgbulk::sheet::SheetOptions;
 use acgbulk::validate::RuleOptions;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -32,103 +28,168 @@ pub struct Args {
     pub input: PathBuf,
 
     #[command(flatten)]
-    pub run: RunArgs,
+    pub send: SendArgs,
 
     #[command(flatten)]
-    pub sheet: SheetArgs,
+    pub sync: SyncArgs,
+
+    #[command(flatten)]
+    pub sheet: NumberSheetArgs,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
+    #[command(flatten)]
+    pub strict: StrictArgs,
+
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
 
-/// What a run writes and how it sends.
-#[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
-    /// The results file, one line per number
-    /// [default: INPUT's name with .results.csv, beside it]
-    #[arg(long, value_name = "FILE", help_heading = "Run")]
-    pub results: Option<PathBuf>,
+/// Release the numbers of a sheet from the gateway at the rate limit
+///
+/// The same engine as import, with :deleteNumbers; the sheet needs only
+/// telephoneNumber and accountName (or --default-account), and only the
+/// numbers are checked, not the services.
+#[derive(clap::Args, Debug)]
+pub struct DeleteArgs {
+    /// The sheet: CSV (`-` for standard input), .xlsx, .xlsm, .xlsb, .xls or .ods
+    pub input: PathBuf,
 
-    /// The checkpoint to resume from [default: RESULTS.checkpoint]
-    #[arg(long, value_name = "FILE", help_heading = "Run")]
-    pub checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    pub send: SendArgs,
 
-    /// The validation report [default: INPUT's name with .report.csv]
-    #[arg(long, value_name = "FILE", help_heading = "Run")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub sheet: NumberSheetArgs,
 
-    /// Show the plan (accounts, batches, requests, time) and send nothing
-    #[arg(long, help_heading = "Run")]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
 
-    /// With --dry-run: write the valid numbers exactly as they would be
-    /// sent (one row per number, canonical, in the portal's format)
-    #[arg(long, value_name = "FILE", requires = "dry_run", help_heading = "Run")]
-    pub write_clean: Option<PathBuf>,
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
-    /// Send the valid rows and mark the others invalid in the results,
-    /// instead of refusing the whole sheet
-    #[arg(long, help_heading = "Run")]
-    pub skip_invalid: bool,
-
-    /// After the writes, wait until backend sync has finished for every
-    /// number, and record its outcome
-    #[arg(long, help_heading = "Run")]
-    pub wait_sync: bool,
-
-    /// How long --wait-sync waits at most
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration, help_heading = "Run")]
-    pub sync_timeout: Duration,
-
-    /// Pause between --wait-sync polls
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, help_heading = "Run")]
-    pub sync_poll: Duration,
-
-    /// Numbers per batch request (at most 100)
-    #[arg(long, value_name = "N", default_value_t = MAX_BATCH_SIZE as u32, value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_SIZE as i64), help_heading = "Run")]
-    pub batch_size: u32,
-
-    /// Batch requests in flight at once (the rate limit still paces them)
-    #[arg(long, value_name = "N", default_value_t = 8, help_heading = "Run")]
-    pub concurrency: usize,
-
-    /// Start over even if the checkpoint holds an unfinished run
-    #[arg(long, help_heading = "Run")]
-    pub restart: bool,
-
-    /// Print the summary as JSON on standard output
-    #[arg(long, help_heading = "Run")]
-    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
-pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
-    let results = args
-        .run
-        .results
-        .clone()
-        .unwrap_or_else(|| beside(&args.input, ".results.csv"));
-    let checkpoint = args
-        .run
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| checkpoint_of(&results));
-    let checkpoint = std::path::absolute(&checkpoint).unwrap_or(checkpoint);
-    let report = args
-        .run
-        .report
-        .clone()
-        .unwrap_or_else(|| beside(&args.input, ".report.csv"));
-    // Rows are read again to send them: input that can be read only once
-    // (standard input, a FIFO, a device) is copied beside the results as it
-    // is validated, and the run reads the copy.
-    let source = args.input.clone();
-    let stream = acgbulk::sheet::input::is_stream(&source);
-    let input = if stream {
-        beside(&results, ".input.csv")
-    } else {
-        source.clone()
-    };
-    if !args.run.dry_run {
+/// An import or a delete, its flags turned into the engine's options.
+pub struct Job {
+    options: RunOptions,
+    /// The input as given (`options.input` is its copy when it is a stream).
+    source: PathBuf,
+    stream: bool,
+    dry_run: bool,
+    restart: bool,
+    write_clean: Option<PathBuf>,
+    json: bool,
+    connection: ConnectionArgs,
+}
+
+impl Args {
+    pub fn job(self) -> Job {
+        let rules = self.rules.rule_options(&self.sheet);
+        let sheet = self.sheet.read.sheet_options();
+        let options = Job::options(Action::Import, &self.input, &self.send, sheet, rules);
+        let options = RunOptions {
+            wait_sync: self.sync.wait_sync,
+            sync_timeout: self.sync.sync_timeout,
+            sync_poll: self.sync.sync_poll,
+            ..options
+        };
+        Job::new(
+            options,
+            self.input,
+            self.send,
+            self.summary,
+            self.connection,
+        )
+    }
+}
+
+impl DeleteArgs {
+    pub fn job(self) -> Job {
+        let rules = RuleOptions {
+            numbers_only: true,
+            ..self.rules.rule_options(&self.sheet)
+        };
+        let sheet = self.sheet.read.sheet_options();
+        let options = Job::options(Action::Delete, &self.input, &self.send, sheet, rules);
+        Job::new(
+            options,
+            self.input,
+            self.send,
+            self.summary,
+            self.connection,
+        )
+    }
+}
+
+impl Job {
+    /// The engine's options, the paths defaulting beside the input; no
+    /// backend sync wait (an import adds it).
+    fn options(
+        action: Action,
+        source: &Path,
+        send: &SendArgs,
+        sheet: SheetOptions,
+        rules: RuleOptions,
+    ) -> RunOptions {
+        let results = send.run.results_of(source);
+        let checkpoint = send.run.checkpoint_of(&results);
+        let checkpoint = std::path::absolute(&checkpoint).unwrap_or(checkpoint);
+        // Rows are read again to send them: input that can be read only once
+        // (standard input, a FIFO, a device) is copied beside the results as it
+        // is validated, and the run reads the copy.
+        let input = if acgbulk::sheet::input::is_stream(source) {
+            beside(&results, ".input.csv")
+        } else {
+            source.to_owned()
+        };
+        RunOptions {
+            action,
+            input,
+            sheet,
+            rules,
+            batch_size: send.batch.batch_size as usize,
+            skip_invalid: send.skip_invalid.skip_invalid,
+            report: send.report.path(source),
+            results,
+            checkpoint,
+            concurrency: send.run.concurrency.concurrency,
+            wait_sync: false,
+            sync_timeout: Duration::ZERO,
+            sync_poll: Duration::ZERO,
+            grace: send.stop.stop_grace,
+            retry_failed: false,
+        }
+    }
+
+    fn new(
+        options: RunOptions,
+        source: PathBuf,
+        send: SendArgs,
+        summary: JsonArgs,
+        connection: ConnectionArgs,
+    ) -> Job {
+        Job {
+            options,
+            stream: acgbulk::sheet::input::is_stream(&source),
+            source,
+            dry_run: send.dry_run,
+            restart: send.run.restart.restart,
+            write_clean: send.clean.write_clean,
+            json: summary.json,
+            connection,
+        }
+    }
+}
+
+pub fn run(job: Job) -> anyhow::Result<Status> {
+    let checkpoint = job.options.checkpoint.clone();
+    if !job.dry_run {
         let finished = match journal::peek(&checkpoint) {
             Ok((_, records)) => records
                 .iter()
@@ -137,123 +198,107 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
             Err(JournalError::Missing { .. } | JournalError::Empty { .. }) => true,
             Err(e) => return Err(e.into()),
         };
-        if !finished && !args.run.restart {
+        if !finished && !job.restart {
             return Err(EngineError::Unfinished { checkpoint }.into());
         }
     }
-    let options = RunOptions {
-        action,
-        input,
-        sheet: args.sheet.sheet_options(),
-        rules: RuleOptions {
-            numbers_only: action == Action::Delete,
-            ..args.sheet.rule_options()
-        },
-        batch_size: args.run.batch_size as usize,
-        skip_invalid: args.run.skip_invalid,
-        results,
-        checkpoint,
-        report,
-        concurrency: args.run.concurrency,
-        wait_sync: args.run.wait_sync && action == Action::Import,
-        sync_timeout: args.run.sync_timeout,
-        sync_poll: args.run.sync_poll,
-        grace: Duration::from_secs(10),
-        retry_failed: false,
-    };
     // Held until the run ends: another run writing the same results would
     // send every batch a second time.
-    let _results_lock = if args.run.dry_run {
+    let _results_lock = if job.dry_run {
         None
     } else {
-        Some(RunLock::acquire(&options.results)?)
+        Some(RunLock::acquire(&job.options.results)?)
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let bar = ui::bar(None, "rows validated");
-        let endpoint_hint = match (&args.connection.endpoint, args.connection.emulator) {
-            (_, true) => "(in-process emulator)".to_owned(),
-            (Some(url), _) => url.as_str().trim_end_matches('/').to_owned(),
-            (None, false) => String::new(),
-        };
-        let prepared = {
-            let options = options.clone();
-            let bar = bar.clone();
-            tokio::task::spawn_blocking(move || {
-                let progress = &mut |rows| bar.set_position(rows);
-                if stream {
-                    engine::prepare_copying(&options, &endpoint_hint, progress, &source)
-                } else {
-                    engine::prepare(&options, &endpoint_hint, progress)
-                }
-            })
-            .await
-            .context("validation stopped")?
-        };
-        bar.finish_and_clear();
-        let prepared = match prepared {
-            Ok(prepared) => prepared,
-            Err(e) if e.unwritable().is_some() => return Ok(nothing_sent(e.into())),
-            Err(e) => return Err(e.into()),
-        };
-        let invalid = prepared.validation.invalid;
-        if invalid > 0 && !options.skip_invalid {
-            super::validate::print_summary(
-                &prepared.validation,
-                &options.report,
-                &prepared.first_findings,
-            );
+    runtime.block_on(execute(job))
+}
+
+/// Validates, then shows the plan or sends it.
+async fn execute(job: Job) -> anyhow::Result<Status> {
+    let options = &job.options;
+    let bar = ui::bar(None, "rows validated");
+    let endpoint_hint = match (&job.connection.endpoint, job.connection.emulator) {
+        (_, true) => "(in-process emulator)".to_owned(),
+        (Some(url), _) => url.as_str().trim_end_matches('/').to_owned(),
+        (None, false) => String::new(),
+    };
+    let prepared = {
+        let (options, bar, source, stream) =
+            (options.clone(), bar.clone(), job.source.clone(), job.stream);
+        tokio::task::spawn_blocking(move || {
+            let progress = &mut |rows| bar.set_position(rows);
+            if stream {
+                engine::prepare_copying(&options, &endpoint_hint, progress, &source)
+            } else {
+                engine::prepare(&options, &endpoint_hint, progress)
+            }
+        })
+        .await
+        .context("validation stopped")?
+    };
+    bar.finish_and_clear();
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) if e.unwritable().is_some() => return Ok(nothing_sent(e.into())),
+        Err(e) => return Err(e.into()),
+    };
+    let invalid = prepared.validation.invalid;
+    if invalid > 0 && !options.skip_invalid {
+        super::validate::print_summary(
+            &prepared.validation,
+            &options.report,
+            &prepared.first_findings,
+        );
+        eprintln!(
+            "nothing sent: fix the invalid rows, or give --skip-invalid to send the valid ones"
+        );
+        if job.json {
+            ui::print_json(&prepared.validation)?;
+        }
+        return Ok(Status::RowsFailed);
+    }
+    if job.dry_run {
+        print_plan(&prepared, options, job.connection.transport.rate_limit.0);
+        if let Some(path) = &job.write_clean {
+            let rows = acgbulk::validate::clean::write_clean(
+                &options.input,
+                &options.sheet,
+                prepared.sheet_header.clone(),
+                &prepared.expanded,
+                path,
+            )?;
             eprintln!(
-                "nothing sent: fix the invalid rows, or give --skip-invalid to send the valid ones"
-            );
-            if args.run.json {
-                ui::print_json(&prepared.validation)?;
-            }
-            return Ok(Status::RowsFailed);
-        }
-        if args.run.dry_run {
-            print_plan(&prepared, &options, args.connection.transport.rate_limit.0);
-            if let Some(path) = &args.run.write_clean {
-                let rows = acgbulk::validate::clean::write_clean(
-                    &options.input,
-                    &options.sheet,
-                    prepared.sheet_header.clone(),
-                    &prepared.expanded,
-                    path,
-                )?;
-                eprintln!(
-                    "  clean sheet: {} ({} numbers)",
-                    path.display(),
-                    ui::thousands(rows)
-                );
-            }
-            return Ok(Status::Done);
-        }
-        let connected = args.connection.connect(None).await?;
-        let mut prepared = prepared;
-        prepared.header.endpoint = connected.endpoint.clone();
-        let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
-        let missing = engine::missing_accounts(&connected.client, &prepared, &mut no_stop)
-            .await
-            .context("cannot check that the sheet's accounts exist on the gateway")?;
-        for account in &missing {
-            eprintln!(
-                "{}: its numbers are failed without a request",
-                account.message()
+                "  clean sheet: {} ({} numbers)",
+                path.display(),
+                ui::thousands(rows)
             );
         }
-        prepared.leave_out_accounts(missing);
-        let journal = match journal::create(&options.checkpoint, prepared.header.clone()) {
-            Ok(journal) => journal,
-            Err(e) if e.unwritable().is_some() => {
-                connected.close().await?;
-                return Ok(nothing_sent(e.into()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let outcome = send(prepared, &options, &connected, journal, Vec::new()).await;
-        finish(outcome, connected, &options.checkpoint, args.run.json).await
-    })
+        return Ok(Status::Done);
+    }
+    let connected = job.connection.connect(None).await?;
+    let mut prepared = prepared;
+    prepared.header.endpoint = connected.endpoint.clone();
+    let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
+    let missing = engine::missing_accounts(&connected.client, &prepared, &mut no_stop)
+        .await
+        .context("cannot check that the sheet's accounts exist on the gateway")?;
+    for account in &missing {
+        eprintln!(
+            "{}: its numbers are failed without a request",
+            account.message()
+        );
+    }
+    prepared.leave_out_accounts(missing);
+    let journal = match journal::create(&options.checkpoint, prepared.header.clone()) {
+        Ok(journal) => journal,
+        Err(e) if e.unwritable().is_some() => {
+            connected.close().await?;
+            return Ok(nothing_sent(e.into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let outcome = send(prepared, options, &connected, journal, Vec::new()).await;
+    finish(outcome, connected, &options.checkpoint, job.json).await
 }
 
 /// A file could not be written before anything was sent: a stop, which
@@ -275,7 +320,7 @@ pub async fn send(
 ) -> Result<RunSummary, EngineError> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(async move {
-        super::emulator::wait_for_signal().await;
+        super::signal::stop_requested().await;
         eprintln!("stopping: waiting briefly for answers in flight, then saving the checkpoint (Ctrl-C again does not hurry it)");
         let _ = stop_tx.send(true);
     });
@@ -402,7 +447,7 @@ pub fn print_summary(summary: &RunSummary, endpoint: &str) {
 fn print_plan(prepared: &Prepared, options: &RunOptions, rate: Option<u32>) {
     let t = ui::thousands;
     let plan = &prepared.plan;
-    let per_minute = rate.unwrap_or(100);
+    let per_minute = rate.unwrap_or(super::flags::defaults::RATE_PER_MINUTE);
     eprintln!(
         "dry run: {} {} (nothing sent)",
         options.action.label(),

@@ -1,38 +1,14 @@
 //! Running a row-by-row job (accounts, RFIs) from the command line: where
 //! it writes, signals, and its summary and exit status.
 
-use super::args::{beside, checkpoint_of};
+use super::flags::RunArgs;
 use super::{ui, Status};
 use acgbulk::rowjob::{self, JobOptions, JobSummary, Layout, Operation, Refused};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-/// Where a job writes, and how it runs.
-#[derive(clap::Args, Debug, Clone)]
-pub struct JobArgs {
-    /// The results file [default: INPUT's name with .results.csv, beside it]
-    #[arg(long, value_name = "FILE", help_heading = "Run")]
-    pub results: Option<PathBuf>,
-
-    /// The checkpoint; running the same command again continues from it
-    /// [default: RESULTS.checkpoint]
-    #[arg(long, value_name = "FILE", help_heading = "Run")]
-    pub checkpoint: Option<PathBuf>,
-
-    /// Start over even if an unfinished run's checkpoint is there
-    #[arg(long, help_heading = "Run")]
-    pub restart: bool,
-
-    /// Rows in flight at once (the rate limit still paces every request)
-    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Run")]
-    pub concurrency: usize,
-
-    /// Print the summary as JSON on standard output
-    #[arg(long, help_heading = "Run")]
-    pub json: bool,
-}
-
-impl JobArgs {
+impl RunArgs {
+    /// A row job's options: the results beside the input unless given.
     pub fn options(
         &self,
         kind: &str,
@@ -41,22 +17,16 @@ impl JobArgs {
         layout: Layout,
     ) -> JobOptions {
         let input = std::path::absolute(input).unwrap_or(input.to_owned());
-        let results = self
-            .results
-            .clone()
-            .unwrap_or_else(|| beside(&input, ".results.csv"));
+        let results = self.results_of(&input);
         let results = std::path::absolute(&results).unwrap_or(results);
-        let checkpoint = self
-            .checkpoint
-            .clone()
-            .unwrap_or_else(|| checkpoint_of(&results));
+        let checkpoint = self.checkpoint_of(&results);
         JobOptions {
             kind: kind.to_owned(),
             input,
             results,
             checkpoint,
-            restart: self.restart,
-            concurrency: self.concurrency.max(1),
+            restart: self.restart.restart,
+            concurrency: self.concurrency.concurrency,
             settings,
             layout,
         }
@@ -65,7 +35,7 @@ impl JobArgs {
 
 /// Runs the job with Ctrl-C / SIGTERM handling and prints its summary.
 pub async fn run<T: Clone + Send + Sync + 'static>(
-    args: &JobArgs,
+    json: bool,
     options: &JobOptions,
     operations: Vec<Operation<T>>,
     refused: Vec<Refused>,
@@ -83,7 +53,7 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
 ) -> anyhow::Result<Status> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(async move {
-        super::emulator::wait_for_signal().await;
+        super::signal::stop_requested().await;
         let _ = stop_tx.send(true);
     });
     let summary = rowjob::run(options, operations, refused, stop, Arc::new(execute)).await;
@@ -95,7 +65,7 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
         }
         Err(e) => return Err(e.into()),
     };
-    if args.json {
+    if json {
         ui::print_json(&summary)?;
     }
     print(&summary);

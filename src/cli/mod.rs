@@ -1,20 +1,23 @@
-//! The command line: one module per subcommand, each opening with its usage
-//! text. This layer parses flags, wires the library together, draws
-//! progress and prints summaries; errors become messages and exit codes
-//! here and nowhere else.
+//! The command line: one module per subcommand, saying in a sentence what
+//! it does (its flags and their help are clap's: `acgbulk CMD --help`).
+//! Flags that several commands take are defined once, in `flags`. This
+//! layer parses flags, wires the library together, draws progress and
+//! prints summaries; errors become messages and exit codes here and
+//! nowhere else.
 
 mod accounts;
 mod acs;
-mod args;
 mod connect;
 mod emulator;
 mod export;
+mod flags;
 mod import;
 mod job;
 mod reconcile;
 mod resume;
 mod rfis;
 mod sample;
+mod signal;
 mod ui;
 mod validate;
 
@@ -59,12 +62,7 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Import(Box<import::Args>),
-    /// Release the numbers of a sheet from the gateway at the rate limit
-    ///
-    /// The same engine as import, with :deleteNumbers; the sheet needs only
-    /// telephoneNumber and accountName (or --account).
-    #[command(long_about = None)]
-    Delete(Box<import::Args>),
+    Delete(Box<import::DeleteArgs>),
     Resume(Box<resume::Args>),
     Export(Box<export::Args>),
     Reconcile(Box<reconcile::Args>),
@@ -86,8 +84,8 @@ pub fn main() -> ExitCode {
     ui::init_logging(cli.verbose);
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
-        Command::Import(args) => import::run(*args, acgbulk::engine::journal::Action::Import),
-        Command::Delete(args) => import::run(*args, acgbulk::engine::journal::Action::Delete),
+        Command::Import(args) => import::run(args.job()),
+        Command::Delete(args) => import::run(args.job()),
         Command::Resume(args) => resume::run(*args),
         Command::Export(args) => export::run(*args),
         Command::Reconcile(args) => reconcile::run(*args),
@@ -103,5 +101,18 @@ pub fn main() -> ExitCode {
             ui::print_error(&error);
             ExitCode::from(Status::Fatal as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Clap's own checks of every command: no two flags with one name, no
+    /// requirement naming a flag the command lacks, and so on.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,17 +1,16 @@
-//! `acgbulk reconcile`: compare a desired sheet with what is provisioned.
-//!
-//! ```text
-//! acgbulk reconcile DESIRED (--actual EXPORT | --live [--account NAME]...) --out DIR
-//!                   [--apply [--allow-delete]] [--skip-invalid] [--json]
-//!                   [sheet and validation options] [--endpoint URL | --emulator] [auth options]
-//! ```
+//! `acgbulk reconcile`: compare a desired sheet with what is provisioned,
+//! and list or apply the difference (flags: `acgbulk reconcile --help`).
 //!
 //! Writes `DIR/diff.csv`, `DIR/to-upsert.csv` and `DIR/to-delete.csv`.
 //! Exit 0 when there is no drift, 1 when there is, 2 on input errors; with
 //! `--apply`, 0 when the drift was all put right.
 
-use super::args::{beside, checkpoint_of, SheetArgs};
-use super::connect::ConnectionArgs;
+use super::connect::Connected;
+use super::flags::{
+    beside, checkpoint_of, BatchArgs, ConcurrencyArgs, ConnectionArgs, JsonArgs, NumberSheetArgs,
+    OnlyAccountArgs, OutputArgs, PageArgs, RuleArgs, SkipInvalidArgs, StopArgs, StrictArgs,
+    SyncArgs,
+};
 use super::{import, ui, Status};
 use acgbulk::engine::journal::{self, Action};
 use acgbulk::engine::{self, RunOptions};
@@ -20,10 +19,15 @@ use acgbulk::sheet::SheetOptions;
 use acgbulk::validate::RuleOptions;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Compare a desired sheet with what is provisioned, and list or apply the difference
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("output", |a| a
+    .required(true)
+    .value_name("DIR")
+    .help("Directory for diff.csv, to-upsert.csv and to-delete.csv (and, with --apply, their results and checkpoints)")))]
+#[command(mut_arg("only_account", |a| a.alias("live-account").requires("live")))]
+#[command(mut_arg("wait_sync", |a| a.requires("apply")))]
 pub struct Args {
     /// The desired sheet (read and validated as import does)
     pub desired: PathBuf,
@@ -41,16 +45,15 @@ pub struct Args {
     #[arg(long)]
     pub live: bool,
 
-    /// With --live: only these accounts (repeat the flag)
-    #[arg(long = "live-account", value_name = "NAME", requires = "live")]
-    pub live_accounts: Vec<String>,
+    // With --live.
+    #[command(flatten)]
+    pub only: OnlyAccountArgs,
 
-    /// Directory for diff.csv, to-upsert.csv and to-delete.csv
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Put the drift right: import to-upsert.csv (and with --allow-delete,
-    /// delete to-delete.csv first)
+    /// delete to-delete.csv first), with the run flags below
     #[arg(long)]
     pub apply: bool,
 
@@ -59,19 +62,67 @@ pub struct Args {
     #[arg(long, requires = "apply")]
     pub allow_delete: bool,
 
-    /// Compare the valid rows of the desired sheet, leaving out the invalid ones
-    #[arg(long)]
-    pub skip_invalid: bool,
-
-    /// Print the summary as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub skip_invalid: SkipInvalidArgs,
 
     #[command(flatten)]
-    pub sheet: SheetArgs,
+    pub summary: JsonArgs,
+
+    #[command(flatten)]
+    pub sheet: NumberSheetArgs,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
+    #[command(flatten)]
+    pub strict: StrictArgs,
+
+    #[command(flatten)]
+    pub page: PageArgs,
+
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
+
+    #[command(flatten)]
+    pub batch: BatchArgs,
+
+    #[command(flatten)]
+    pub stop: StopArgs,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
+}
+
+impl Args {
+    /// The options of the import or delete that `--apply` runs on `input`,
+    /// a file reconcile wrote: canonical already, so no sheet options and
+    /// no rules beyond the numbers'.
+    fn apply_options(&self, action: Action, input: &Path) -> RunOptions {
+        let results = beside(input, ".results.csv");
+        RunOptions {
+            action,
+            input: input.to_owned(),
+            sheet: SheetOptions::default(),
+            rules: RuleOptions {
+                numbers_only: action == Action::Delete,
+                ..RuleOptions::default()
+            },
+            batch_size: self.batch.batch_size as usize,
+            skip_invalid: true,
+            checkpoint: checkpoint_of(&results),
+            report: beside(input, ".report.csv"),
+            results,
+            concurrency: self.concurrency.concurrency,
+            wait_sync: self.sync.wait_sync && action == Action::Import,
+            sync_timeout: self.sync.sync_timeout,
+            sync_poll: self.sync.sync_poll,
+            grace: self.stop.stop_grace,
+            retry_failed: false,
+        }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -88,17 +139,17 @@ struct JsonSummary {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let outputs = Outputs::in_dir(&args.out);
-    let report = args.out.join("desired.report.csv");
+    let dir = args.output.required();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let outputs = Outputs::in_dir(dir);
+    let report = dir.join("desired.report.csv");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let needs_connection = args.live || args.apply;
         let connected = if needs_connection { Some(args.connection.connect(None).await?) } else { None };
         let bar = ui::bar(None, "rows");
         let (desired, actual, interner) = {
-            let (path, sheet, rules, skip) = (args.desired.clone(), args.sheet.sheet_options(), args.sheet.rule_options(), args.skip_invalid);
+            let (path, sheet, rules, skip) = (args.desired.clone(), args.sheet.read.sheet_options(), args.rules.rule_options(&args.sheet), args.skip_invalid.skip_invalid);
             let (report, actual_path, bar2) = (report.clone(), args.actual.clone(), bar.clone());
             let (mut interner, desired, actual) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let mut interner = Interner::default();
@@ -120,7 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                     let client = &connected.as_ref().expect("--live connects").client;
                     let (_tx, mut stop) = tokio::sync::watch::channel(false);
                     let bar3 = bar.clone();
-                    reconcile::live_side(client, &args.live_accounts, 1000, &mut interner, &mut stop, &mut move |n| bar3.set_position(n)).await?
+                    reconcile::live_side(client, &args.only.only_account, args.page.page_size, &mut interner, &mut stop, &mut move |n| bar3.set_position(n)).await?
                 }
             };
             (desired, actual, interner)
@@ -159,7 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                 runs.push((Action::Import, outputs.to_upsert.clone()));
             }
             for (action, input) in runs {
-                let summary = apply(action, &input, connected).await?;
+                let summary = apply(args.apply_options(action, &input), connected).await?;
                 all_ok &= summary.failed + summary.invalid + summary.skipped == 0 && !summary.stopped;
                 if summary.stopped {
                     status = Status::Stopped;
@@ -171,7 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                 status = if fixed { Status::Done } else { Status::RowsFailed };
             }
         }
-        if args.json {
+        if args.summary.json {
             ui::print_json(&JsonSummary {
                 desired: desired.items.len() as u64,
                 actual: actual.items.len() as u64,
@@ -190,32 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 }
 
 /// Runs one import or delete of a file reconcile wrote.
-async fn apply(
-    action: Action,
-    input: &Path,
-    connected: &super::connect::Connected,
-) -> anyhow::Result<engine::RunSummary> {
-    let results = beside(input, ".results.csv");
-    let options = RunOptions {
-        action,
-        input: input.to_owned(),
-        sheet: SheetOptions::default(),
-        rules: RuleOptions {
-            numbers_only: action == Action::Delete,
-            ..RuleOptions::default()
-        },
-        batch_size: acgbulk::plan::MAX_BATCH_SIZE,
-        skip_invalid: true,
-        checkpoint: checkpoint_of(&results),
-        report: beside(input, ".report.csv"),
-        results,
-        concurrency: 8,
-        wait_sync: false,
-        sync_timeout: Duration::from_secs(600),
-        sync_poll: Duration::from_secs(5),
-        grace: Duration::from_secs(10),
-        retry_failed: false,
-    };
+async fn apply(options: RunOptions, connected: &Connected) -> anyhow::Result<engine::RunSummary> {
     let prepared = {
         let (options, endpoint) = (options.clone(), connected.endpoint.clone());
         tokio::task::spawn_blocking(move || engine::prepare(&options, &endpoint, &mut |_| {}))

@@ -1,15 +1,12 @@
-//! `acgbulk resume`: finish a stopped or crashed import or delete.
-//!
-//! ```text
-//! acgbulk resume CHECKPOINT [--endpoint URL | --emulator] [auth options] [--retry-failed]
-//! ```
+//! `acgbulk resume`: finish a stopped or crashed import or delete (flags:
+//! `acgbulk resume --help`).
 //!
 //! Refuses a changed input; skips what the service answered; sends again,
 //! with their original repeatability ids, the batches that were in flight;
 //! completes the results file. Secrets are never kept in the checkpoint, so
 //! give the credentials again; the endpoint defaults to the recorded one.
 
-use super::connect::ConnectionArgs;
+use super::flags::{ConcurrencyArgs, ConnectionArgs, JsonArgs, StopArgs};
 use super::import::{finish, send};
 use super::{ui, Status};
 use acgbulk::engine::journal::{self, JournalError, Record};
@@ -17,7 +14,6 @@ use acgbulk::engine::{self, EngineError};
 use acgbulk::journal::RunLock;
 use anyhow::Context;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Finish a stopped or crashed import or delete from its checkpoint
 #[derive(clap::Args, Debug)]
@@ -30,13 +26,14 @@ pub struct Args {
     #[arg(long)]
     pub retry_failed: bool,
 
-    /// Batch requests in flight at once
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
 
-    /// Print the summary as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub stop: StopArgs,
+
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -67,9 +64,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let options = engine::options_from_header(
         &header,
         &args.checkpoint,
-        args.concurrency,
+        args.concurrency.concurrency,
         args.retry_failed,
-        Duration::from_secs(10),
+        args.stop.stop_grace,
     );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -115,6 +112,6 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             header.input.display()
         );
         let outcome = send(prepared, &options, &connected, journal, records).await;
-        finish(outcome, connected, &args.checkpoint, args.json).await
+        finish(outcome, connected, &args.checkpoint, args.summary.json).await
     })
 }

@@ -1,18 +1,14 @@
 //! `acgbulk rfis update`: record the customer relationship of many
-//! Requests for Information.
-//!
-//! ```text
-//! acgbulk rfis update FILE [job options] [--endpoint URL | --emulator] [auth options]
-//! ```
+//! Requests for Information, with a results file and a checkpoint (flags:
+//! `acgbulk rfis update --help`).
 //!
 //! FILE has `tenantId`, `customerRelationship_status`,
 //! `customerRelationship_comment` and optionally
 //! `customerRelationship_ticketId` (at most 64 characters); an RFI export
 //! edited will do. Declining or terminating needs a comment.
 
-use super::args::ReadArgs;
-use super::connect::ConnectionArgs;
-use super::job::{self, JobArgs};
+use super::flags::{ConnectionArgs, JsonArgs, ReadArgs, RunArgs};
+use super::job;
 use super::Status;
 use acgbulk::rfis;
 use acgbulk::rowjob::Layout;
@@ -32,10 +28,13 @@ pub struct UpdateArgs {
     pub input: PathBuf,
 
     #[command(flatten)]
-    pub job: JobArgs,
+    pub run: RunArgs,
 
     #[command(flatten)]
     pub read: ReadArgs,
+
+    #[command(flatten)]
+    pub summary: JsonArgs,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -59,11 +58,11 @@ pub fn run(command: Command) -> anyhow::Result<Status> {
             extra_columns: &[],
         };
         let options = args
-            .job
+            .run
             .options("rfis-update", &args.input, String::new(), layout);
         let client = connected.client.clone();
         let status = job::run(
-            &args.job,
+            args.summary.json,
             &options,
             operations,
             refused,

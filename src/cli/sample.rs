@@ -1,28 +1,26 @@
-//! `acgbulk sample`: write a realistic sheet of any size.
-//!
-//! ```text
-//! acgbulk sample --rows N -o FILE [--seed S] [--accounts N] [--mistakes P]
-//!                [--ranges P] [--range-size N] [--numeric-cells]
-//! ```
+//! `acgbulk sample`: write a realistic sheet of any size (flags: `acgbulk
+//! sample --help`).
 //!
 //! FILE ending in .xlsx writes a spreadsheet, anything else CSV (`-` for
 //! standard output).
 
+use super::flags::OutputArgs;
 use super::Status;
 use acgbulk::sample::{self, SampleOptions};
 use anyhow::Context;
-use std::path::PathBuf;
 
 /// Write a realistic number sheet of any size (for trials and benchmarks)
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("output", |a| a
+    .required(true)
+    .help("Output file: .xlsx for a spreadsheet, else CSV; `-` for standard output")))]
 pub struct Args {
     /// Data rows to write (a range row counts once)
     #[arg(long, default_value_t = 1000)]
     pub rows: u64,
 
-    /// Output file: .xlsx for a spreadsheet, else CSV; `-` for standard output
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Random seed: the same seed gives the same sheet
     #[arg(long, default_value_t = 1)]
@@ -59,21 +57,21 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         ranges: args.ranges,
         range_size: args.range_size,
     };
-    let is_xlsx = args
-        .output
+    let output = args.output.required();
+    let is_xlsx = output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
     let stats = if is_xlsx {
-        sample::write_xlsx(&args.output, options, args.numeric_cells)
-    } else if args.output.as_os_str() == "-" {
+        sample::write_xlsx(output, options, args.numeric_cells)
+    } else if output.as_os_str() == "-" {
         sample::write_csv(std::io::stdout().lock(), options)
     } else {
-        std::fs::File::create(&args.output).and_then(|file| sample::write_csv(file, options))
+        std::fs::File::create(output).and_then(|file| sample::write_csv(file, options))
     }
-    .with_context(|| format!("cannot write {}", args.output.display()))?;
+    .with_context(|| format!("cannot write {}", output.display()))?;
     eprintln!(
         "wrote {}: {} rows, {} numbers, {} rows with a mistake",
-        args.output.display(),
+        output.display(),
         stats.rows,
         stats.numbers,
         stats.mistakes

@@ -1,16 +1,11 @@
-//! `acgbulk validate`: check a sheet offline and report each bad row.
-//!
-//! ```text
-//! acgbulk validate INPUT [--report FILE] [--json] [--strict] [--normalize
-//!                  [--default-country CC]] [--account NAME] [--sheet NAME|INDEX|all|LIST]
-//!                  [--delimiter D] [--ignore-unknown-columns] [--max-range N]
-//! ```
+//! `acgbulk validate`: check a sheet offline and report each bad row
+//! (flags: `acgbulk validate --help`).
 //!
 //! Writes one report line per finding (`row,telephoneNumber,severity,code,
 //! column,message`) and prints a summary. Exit 0 when no row is invalid,
 //! 1 when some are, 2 when the sheet cannot be read.
 
-use super::args::{beside, SheetArgs};
+use super::flags::{CleanArgs, JsonArgs, NumberSheetArgs, ReportArgs, RuleArgs, StrictArgs};
 use super::ui;
 use super::Status;
 use acgbulk::validate::pipeline::Summary;
@@ -24,45 +19,42 @@ pub struct Args {
     /// The sheet: CSV (`-` for standard input), .xlsx, .xlsm, .xlsb, .xls or .ods
     pub input: PathBuf,
 
-    /// Where to write the report (`-` for standard output)
-    /// [default: INPUT's name with .report.csv, beside it]
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Print the summary as JSON on standard output
-    #[arg(long)]
-    pub json: bool,
-
-    /// Also write the valid numbers exactly as they would be sent: one row
-    /// per number after ranges, canonical numbers and values, in the
-    /// portal's column format (review it, then import it as it is)
-    #[arg(long, value_name = "FILE")]
-    pub write_clean: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
 
     #[command(flatten)]
-    pub sheet: SheetArgs,
+    pub summary: JsonArgs,
+
+    #[command(flatten)]
+    pub clean: CleanArgs,
+
+    #[command(flatten)]
+    pub sheet: NumberSheetArgs,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
+    #[command(flatten)]
+    pub strict: StrictArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let report = args
-        .report
-        .clone()
-        .unwrap_or_else(|| beside(&args.input, ".report.csv"));
+    let report = args.report.path(&args.input);
     let bar = ui::bar(None, "rows");
     let outcome = validate::validate_file(
         &args.input,
-        &args.sheet.sheet_options(),
-        &args.sheet.rule_options(),
+        &args.sheet.read.sheet_options(),
+        &args.rules.rule_options(&args.sheet),
         &report,
-        args.write_clean.as_deref(),
+        args.clean.write_clean.as_deref(),
         &mut |rows| bar.set_position(rows),
     );
     bar.finish_and_clear();
     let validation =
         outcome.with_context(|| format!("cannot validate {}", args.input.display()))?;
     let (summary, first) = (&validation.validated.summary, &validation.first);
-    let clean = args.write_clean.as_ref().zip(validation.clean_rows);
-    if args.json {
+    let clean = args.clean.write_clean.as_ref().zip(validation.clean_rows);
+    if args.summary.json {
         ui::print_json(&JsonSummary {
             summary,
             report: report.display().to_string(),
