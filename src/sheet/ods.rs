@@ -503,3 +503,88 @@ fn cell_text<R: Read + Seek>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamine::Reader as _;
+    use std::io::{Cursor, Write};
+
+    fn ods(tables: &str) -> Vec<u8> {
+        let content = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:calcext="urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0"><office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body></office:document-content>"#
+        );
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let deflated = zip::write::SimpleFileOptions::default();
+        zip.start_file("mimetype", stored).unwrap();
+        zip.write_all(MIMETYPE).unwrap();
+        zip.start_file("META-INF/manifest.xml", deflated).unwrap();
+        zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>"#).unwrap();
+        zip.start_file("content.xml", deflated).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    /// The cells calamine's own reader finds, by absolute position.
+    fn by_calamine(book: &[u8], sheet: &str) -> Vec<(u32, u32, Data)> {
+        let mut ods: calamine::Ods<_> = calamine::Ods::new(Cursor::new(book)).unwrap();
+        let range = ods.worksheet_range(sheet).unwrap();
+        let (top, left) = range.start().unwrap_or((0, 0));
+        range
+            .used_cells()
+            .filter(|(_, _, v)| !matches!(v, Data::Empty))
+            .map(|(r, c, v)| (top + r as u32, left + c as u32, v.clone()))
+            .collect()
+    }
+
+    fn ours(book: &[u8], sheet: &str) -> Vec<(u32, u32, Data)> {
+        let names = [sheet.to_owned()];
+        let mut read = read_sheets(Cursor::new(book), "t.ods", Some(&names), false).unwrap();
+        let (_, grid) = read.pop().unwrap();
+        grid.rows
+            .into_iter()
+            .flat_map(|row| row.cells.into_iter().map(move |(c, v)| (row.row, c, v)))
+            .collect()
+    }
+
+    #[test]
+    fn values_are_read_as_calamine_reads_them() {
+        let cells = [
+            r#"<table:table-cell office:value-type="string"><text:p>a &amp; b</text:p><text:p>second<text:s text:c="3"/>line<text:tab/>x</text:p><office:annotation><text:p>a note</text:p></office:annotation></table:table-cell>"#,
+            r#"<table:table-cell office:value-type="float" office:value="442079460100"><text:p>442079460100</text:p></table:table-cell>"#,
+            r#"<table:table-cell office:value-type="float" office:value="-1.25"/>"#,
+            r#"<table:table-cell office:value-type="date" office:date-value="2024-03-01"><text:p>01/03/24</text:p></table:table-cell>"#,
+            r#"<table:table-cell office:value-type="time" office:time-value="PT01H02M03S"/>"#,
+            r#"<table:table-cell office:value-type="boolean" office:boolean-value="true"><text:p>TRUE</text:p></table:table-cell>"#,
+            r#"<table:table-cell office:value-type="string" office:string-value="attr"/>"#,
+            r#"<table:table-cell table:formula="of:=1/0" office:value-type="string" office:string-value="" calcext:value-type="error"><text:p>#DIV/0!</text:p></table:table-cell>"#,
+            r#"<table:table-cell office:value-type="string"><text:p/></table:table-cell>"#,
+            r#"<table:table-cell table:number-columns-repeated="2" office:value-type="string"><text:p>twice</text:p></table:table-cell>"#,
+            r#"<table:covered-table-cell office:value-type="string"><text:p>covered &#x263A;</text:p></table:covered-table-cell>"#,
+        ]
+        .concat();
+        let book = ods(&format!(
+            concat!(
+                r#"<table:table table:name="Other"><table:table-row><table:table-cell office:value-type="string"><text:p>skip</text:p></table:table-cell></table:table-row></table:table>"#,
+                r#"<table:table table:name="Values"><table:table-column/>"#,
+                r#"<table:table-row table:number-rows-repeated="2"><table:table-cell table:number-columns-repeated="3"/></table:table-row>"#,
+                r#"<table:table-header-rows><table:table-row><table:table-cell/>{cells}</table:table-row></table:table-header-rows>"#,
+                r#"<table:table-row-group><table:table-row table:number-rows-repeated="2"><table:table-cell table:number-columns-repeated="2"/><table:table-cell office:value-type="float" office:value="7"/></table:table-row></table:table-row-group>"#,
+                r#"<table:table-row table:number-rows-repeated="1048570"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#,
+                r#"</table:table>"#
+            ),
+            cells = cells
+        ));
+        assert!(is_ods(Cursor::new(&book)));
+        let expected = by_calamine(&book, "Values");
+        assert_eq!(expected.len(), 14, "{expected:?}");
+        assert_eq!(ours(&book, "Values"), expected);
+        assert_eq!(ours(&book, "Other"), by_calamine(&book, "Other"));
+        assert_eq!(
+            sheet_names(Cursor::new(&book), "t.ods").unwrap(),
+            ["Other", "Values"]
+        );
+    }
+}

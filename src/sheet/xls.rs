@@ -382,3 +382,39 @@ impl<'a> Iterator for Records<'a> {
         Some((typ, data))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sheet(extra: &[(u16, u16)]) -> SheetCells {
+        let mut values: Vec<(u16, u16)> =
+            (0..3).flat_map(|r| (0..3).map(move |c| (r, c))).collect();
+        values.extend_from_slice(extra);
+        SheetCells {
+            name: "S".into(),
+            values,
+            formulas: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_stray_cell_is_the_one_that_stretches_the_range_most() {
+        assert_eq!(stray_cell(&sheet(&[(65_535, 1)])), (65_535, 1));
+        assert_eq!(stray_cell(&sheet(&[(1, 255)])), (1, 255));
+        assert_eq!(stray_cell(&sheet(&[(65_535, 255)])), (65_535, 255));
+        // Two strays: the far-down one first (it costs more), then the other.
+        assert_eq!(stray_cell(&sheet(&[(60_000, 0), (2, 200)])), (60_000, 0));
+        assert_eq!(sheet(&[(65_535, 255)]).dense(), 65_536 * 256);
+        assert_eq!(sheet(&[]).dense(), 9);
+    }
+
+    #[test]
+    fn sheet_names_in_either_width() {
+        assert_eq!(sheet_name(&[3, 0, b'a', b'b', b'c'], true), "abc");
+        assert_eq!(sheet_name(&[2, 1, 0x3A, 0x26, b'x', 0], true), "\u{263A}x");
+        assert_eq!(sheet_name(&[2, b'h', b'i'], false), "hi");
+        assert_eq!(sheet_name(&[9, 0, b'a'], true), "a");
+        assert_eq!(sheet_name(&[], true), "");
+    }
+}
