@@ -861,3 +861,23 @@ fn ods_and_xls_sheets_are_picked_by_name_position_and_all() {
         assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
     }
 }
+
+/// The .xls check reads what a damaged or hostile file says about itself:
+/// bytes changed at random never make it panic, and a sheet with no far
+/// cell passes it.
+#[test]
+fn the_xls_check_survives_damaged_files() {
+    let book = xls(&[("Sheet1", xls_sheet(&[])), ("Two", xls_sheet(&[]))]);
+    assert!(acgbulk::sheet::xls::precheck(std::io::Cursor::new(&book), "b.xls").is_ok());
+    for (i, seed) in (1..400u64).enumerate() {
+        let mut damaged = book.clone();
+        let changes = noise(16, seed);
+        for pair in changes.chunks(2).take(1 + i % 8) {
+            let at =
+                (usize::from(pair[0]) * 131 + usize::from(pair[1]) * 7 + i * 31) % damaged.len();
+            damaged[at] = pair[1];
+        }
+        // An error or a pass; the test fails on a panic.
+        let _ = acgbulk::sheet::xls::precheck(std::io::Cursor::new(&damaged), "b.xls");
+    }
+}
