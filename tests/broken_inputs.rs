@@ -692,8 +692,16 @@ fn every_broken_input_is_refused_or_read_clearly_by_validate_and_import() {
 #[test]
 fn real_imports_of_awkward_sheets() {
     let dir = common::tempdir();
-    let sheets: [(&str, Vec<u8>, i32, usize); 5] = [
+    let sheets: [(&str, Vec<u8>, i32, usize); 8] = [
         ("mac.csv", valid(3).replace('\n', "\r").into_bytes(), 0, 3),
+        ("sheet.ods", ods(&ods_sheet(), ""), 0, 2),
+        ("sheet.xls", xls(&[("Sheet1", xls_sheet(&[]))]), 0, 2),
+        (
+            "far.xls",
+            xls(&[("Sheet1", xls_sheet(&biff_label(65_535, 255, "stray")))]),
+            2,
+            0,
+        ),
         (
             "sep.csv",
             format!("\u{feff}sep=;\r\n{}", valid(4).replace(',', ";")).into_bytes(),
@@ -723,10 +731,8 @@ fn real_imports_of_awkward_sheets() {
             &["import", file, "--emulator", "--rate-limit", "off"],
         );
         assert_eq!(run.code, code, "{file}: {}", run.stderr);
-        let results = dir.path().join(
-            file.replace(".csv", ".results.csv")
-                .replace(".xlsx", ".results.csv"),
-        );
+        let stem = file.rsplit_once('.').unwrap().0;
+        let results = dir.path().join(format!("{stem}.results.csv"));
         if code == 0 {
             assert!(
                 run.stderr

@@ -463,7 +463,15 @@ fn a_stopped_import_of_several_sheets_resumes_exactly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    // Stop it once a batch has been answered (not after a fixed time,
+    // which a loaded machine may not reach), as import_engine does.
+    let checkpoint = dir.path().join("sites.results.csv.checkpoint");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline
+        && !std::fs::read_to_string(&checkpoint).is_ok_and(|text| text.contains("\"t\":\"done\""))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: SIGTERM to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let stopped = Run::from(child.wait_with_output().unwrap());
@@ -475,7 +483,6 @@ fn a_stopped_import_of_several_sheets_resumes_exactly() {
     let skipped = lines.iter().filter(|l| l["outcome"] == "skipped").count();
     assert!(skipped > 0 && skipped < 2_000, "{skipped}");
 
-    let checkpoint = dir.path().join("sites.results.csv.checkpoint");
     let r = run(
         dir.path(),
         &[

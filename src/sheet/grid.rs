@@ -5,8 +5,10 @@
 //! AZ1048576 in a three-row sheet costs 1.7 GB. So xlsx and xlsb sheets are
 //! streamed cell by cell (`worksheet_cells_reader`) and only cells with a
 //! value are kept, by row: memory follows the data, a far row costs one row.
-//! A value far to the right of the headings would make every row it is on as
-//! wide as the sheet; it is refused, naming the cell.
+//! An .ods is streamed the same way by [`super::ods`]; calamine has no cell
+//! reader for .xls, whose sheets [`super::xls`] checks before calamine lays
+//! them out. A value far to the right of the headings would make every row
+//! it is on as wide as the sheet; it is refused, naming the cell.
 
 use super::{column_letters, ods, xls, SheetError, SheetOptions};
 use crate::text::excerpt;
