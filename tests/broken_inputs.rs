@@ -105,8 +105,8 @@ fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
             h.extend((name.len() as u16).to_le_bytes());
             h.extend([0u8; 2]);
             if central {
-                h.extend([0u8; 8]);
-                h.extend([0u8; 4]);
+                // Comment length, disk, internal and external attributes.
+                h.extend([0u8; 10]);
                 h.extend(offset.to_le_bytes());
             }
             h.extend(name.as_bytes());
@@ -126,6 +126,140 @@ fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     out.extend(directory.to_le_bytes());
     out.extend([0u8; 2]);
     out
+}
+
+/// An .ods (a zip: `mimetype` first, then `content.xml`) whose first sheet,
+/// `Sheet1`, holds `rows` (`table:table-row` elements), and whose second,
+/// `Junk`, holds `junk`.
+fn ods(rows: &str, junk: &str) -> Vec<u8> {
+    let content = format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+            r#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" "#,
+            r#"xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" "#,
+            r#"xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">"#,
+            r#"<office:body><office:spreadsheet>"#,
+            r#"<table:table table:name="Sheet1"><table:table-column table:number-columns-repeated="3"/>{}</table:table>"#,
+            r#"<table:table table:name="Junk">{}</table:table>"#,
+            r#"</office:spreadsheet></office:body></office:document-content>"#
+        ),
+        rows, junk
+    );
+    zip(&[
+        (
+            "mimetype",
+            b"application/vnd.oasis.opendocument.spreadsheet",
+        ),
+        ("content.xml", content.as_bytes()),
+    ])
+}
+
+/// One ODS row of text cells; `None` is an empty cell.
+fn ods_row(cells: &[Option<&str>]) -> String {
+    let mut row = String::from("<table:table-row>");
+    for cell in cells {
+        match cell {
+            Some(text) => row.push_str(&format!(
+                r#"<table:table-cell office:value-type="string"><text:p>{text}</text:p></table:table-cell>"#
+            )),
+            None => row.push_str("<table:table-cell/>"),
+        }
+    }
+    row.push_str("</table:table-row>");
+    row
+}
+
+/// The three-row sheet as ODS rows.
+fn ods_sheet() -> String {
+    let dr = "serviceDetails_teamsDirectRouting_enabled";
+    [
+        ods_row(&[Some("telephoneNumber"), Some("accountName"), Some(dr)]),
+        ods_row(&[Some("+442079460100"), Some("contoso"), Some("true")]),
+        // A number cell, as LibreOffice writes one.
+        r#"<table:table-row><table:table-cell office:value-type="float" office:value="442079460101"><text:p>442079460101</text:p></table:table-cell><table:table-cell office:value-type="string"><text:p>contoso</text:p></table:table-cell><table:table-cell office:value-type="boolean" office:boolean-value="true"><text:p>TRUE</text:p></table:table-cell></table:table-row>"#.to_owned(),
+    ]
+    .concat()
+}
+
+/// A BIFF8 record.
+fn biff(typ: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = typ.to_le_bytes().to_vec();
+    out.extend((data.len() as u16).to_le_bytes());
+    out.extend(data);
+    out
+}
+
+/// A BIFF8 Label cell (text, one byte a character).
+fn biff_label(row: u16, col: u16, text: &str) -> Vec<u8> {
+    let mut data = Vec::new();
+    for v in [row, col, 0, text.len() as u16] {
+        data.extend(v.to_le_bytes());
+    }
+    data.push(0);
+    data.extend(text.as_bytes());
+    biff(0x0204, &data)
+}
+
+/// An .xls (BIFF8 in an OLE compound file) by hand: each sheet is a name
+/// and its records after BOF (cells, DIMENSIONS), EOF added.
+fn xls(sheets: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let bof = |dt: u16| {
+        let mut data = Vec::new();
+        for v in [0x0600u16, dt, 0x0DBB, 0x07CC] {
+            data.extend(v.to_le_bytes());
+        }
+        data.extend([0u8; 8]);
+        biff(0x0809, &data)
+    };
+    let bound = |at: u32, name: &str| {
+        let mut data = at.to_le_bytes().to_vec();
+        data.extend([0, 0, name.len() as u8, 0]);
+        data.extend(name.as_bytes());
+        biff(0x0085, &data)
+    };
+    // The globals' length does not depend on the positions they hold.
+    let globals_len = bof(5).len()
+        + sheets.iter().map(|(n, _)| bound(0, n).len()).sum::<usize>()
+        + biff(0x000A, &[]).len();
+    let mut at = globals_len;
+    let mut globals = bof(5);
+    let mut bodies = Vec::new();
+    for (name, records) in sheets {
+        globals.extend(bound(at as u32, name));
+        let mut body = bof(0x10);
+        body.extend(records);
+        body.extend(biff(0x000A, &[]));
+        at += body.len();
+        bodies.extend(body);
+    }
+    globals.extend(biff(0x000A, &[]));
+    globals.extend(bodies);
+    let mut compound = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).unwrap();
+    let mut stream = compound.create_stream("/Workbook").unwrap();
+    stream.write_all(&globals).unwrap();
+    drop(stream);
+    compound.flush().unwrap();
+    compound.into_inner().into_inner()
+}
+
+/// The three-row sheet as BIFF8 Label records, plus `extra`.
+fn xls_sheet(extra: &[u8]) -> Vec<u8> {
+    let dr = "serviceDetails_teamsDirectRouting_enabled";
+    let mut records = Vec::new();
+    for (row, cells) in [
+        ["telephoneNumber", "accountName", dr],
+        ["+442079460100", "contoso", "true"],
+        ["+442079460101", "contoso", "true"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for (col, text) in cells.iter().enumerate() {
+            records.extend(biff_label(row as u16, col as u16, text));
+        }
+    }
+    records.extend(extra);
+    records
 }
 
 /// One input and what both commands must do with it.
@@ -389,6 +523,70 @@ fn corpus() -> Vec<Case> {
             &["farhead.xlsx: row 1: unknown column heading 'note' in column IZ"]),
         case("a value at XFD2, far right of the data", "farright.xlsx", xlsx_sheet(&[(1, 16_383, "x")]), 2,
             &["cell XFD2 holds a value ('x') far beyond the data (A1:C3)"]),
+        // OpenDocument: read as it streams, only the cells with values kept.
+        case("an .ods sheet", "book.ods", ods(&ods_sheet(), ""), 0, &["2 rows"]),
+        case("an .ods named .csv is read as a workbook", "odsbook.csv", ods(&ods_sheet(), ""), 0,
+            &["odsbook.csv is a zipped workbook", "2 rows"]),
+        case("an .ods with LibreOffice's empty rows to the sheet's end", "tail.ods",
+            ods(&format!("{}{}", ods_sheet(),
+                r#"<table:table-row table:number-rows-repeated="1048573"><table:table-cell table:number-columns-repeated="16384"/></table:table-row>"#), ""),
+            0, &["2 rows"]).max_mib(150),
+        case("an .ods value at A1000000 of a three-row sheet", "down.ods",
+            ods(&format!("{}{}{}", ods_sheet(),
+                r#"<table:table-row table:number-rows-repeated="999996"><table:table-cell table:number-columns-repeated="3"/></table:table-row>"#,
+                ods_row(&[Some("+442079460102"), Some("contoso"), Some("true")])), ""),
+            0, &["3 rows"]).max_mib(150),
+        case("an .ods value far right of the data", "farright.ods",
+            ods(&format!("{}{}", ods_sheet(),
+                r#"<table:table-row><table:table-cell table:number-columns-repeated="16000"/><table:table-cell office:value-type="string"><text:p>stray</text:p></table:table-cell></table:table-row>"#), ""),
+            2, &["farright.ods: cell WQK4 holds a value ('stray') far beyond the data (A1:C3); delete it"]).max_mib(150),
+        case("an .ods value past the last row a sheet has", "past.ods",
+            ods(&format!("{}{}{}", ods_sheet(),
+                r#"<table:table-row table:number-rows-repeated="4000000000"><table:table-cell/></table:table-row>"#,
+                ods_row(&[Some("stray")])), ""),
+            2, &["past.ods: cell A4000000004 holds a value beyond the last row or column a sheet can have (XFD1048576)"]).max_mib(150),
+        case("an .ods row repeated into millions of values", "repeat.ods",
+            ods(&format!("{}{}", ods_sheet(),
+                r#"<table:table-row table:number-rows-repeated="1000000"><table:table-cell office:value-type="string" table:number-columns-repeated="200"><text:p>x</text:p></table:table-cell></table:table-row>"#), ""),
+            2, &["repeat.ods: cell ", "repeats a row or value", "save the sheet as CSV"]).max_mib(150),
+        case("an .ods absurd sheet that is not read", "junk.ods",
+            ods(&ods_sheet(), r#"<table:table-row table:number-rows-repeated="1048575"><table:table-cell table:number-columns-repeated="16384"/></table:table-row><table:table-row><table:table-cell table:number-columns-repeated="16383"/><table:table-cell office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>"#),
+            0, &["2 rows"]).max_mib(150),
+        case("a zip named .ods that is no spreadsheet", "zip.ods", zip(&[("a.txt", b"a")]), 2,
+            &["zip.ods: not a readable spreadsheet", "'mimetype' file not found"]),
+        // Excel 97-2003: the cell positions are checked before calamine
+        // lays the sheets out.
+        case("an .xls sheet", "book.xls", xls(&[("Sheet1", xls_sheet(&[]))]), 0, &["2 rows"]),
+        case("an .xls named .csv is read as a workbook", "xlsbook.csv", xls(&[("Sheet1", xls_sheet(&[]))]), 0,
+            &["xlsbook.csv is an Excel 97-2003 workbook", "2 rows"]),
+        case("an .xls value at IV65536", "far.xls", xls(&[("Sheet1", xls_sheet(&biff_label(65_535, 255, "stray")))]), 2,
+            &["far.xls: cell IV65536 in sheet 'Sheet1' holds a value far beyond the rest of the data", "delete the stray cell at IV65536", "or save the sheet as CSV"]).max_mib(150),
+        case("an .xls value at column 65536 (calamine would abort)", "wide.xls",
+            xls(&[("Sheet1", xls_sheet(&biff_label(65_535, 65_535, "stray")))]), 2,
+            &["wide.xls: cell CRXP65536 in sheet 'Sheet1' is beyond the last column an .xls can have (IV); delete the stray cell at CRXP65536"]).max_mib(150),
+        case("an .xls stray value on a sheet not read", "junk.xls",
+            xls(&[("Sheet1", xls_sheet(&[])), ("Junk", [biff_label(0, 0, "notes"), biff_label(65_535, 250, "x")].concat())]), 2,
+            &["junk.xls: cell IQ65536 in sheet 'Junk' holds a value far beyond"]).max_mib(150),
+        case("an .xls value at AZ100 of a three-row sheet is read", "near.xls",
+            xls(&[("Sheet1", xls_sheet(&biff_label(99, 51, "x")))]), 1, &["row    100  error    EXTRA_CELLS"]),
+        case("an .xls size record of four billion rows", "dims.xls", xls(&[("Sheet1", {
+            let mut dims = Vec::new();
+            dims.extend(0u32.to_le_bytes());
+            dims.extend(u32::MAX.to_le_bytes());
+            dims.extend([0, 0, 3, 0, 0, 0]);
+            let mut records = biff(0x0200, &dims);
+            records.extend(xls_sheet(&[]));
+            records
+        })]), 2, &["dims.xls: not a readable spreadsheet: sheet 'Sheet1': its size record (DIMENSIONS) claims rows 1..4294967295"]).max_mib(150),
+        case("an .xls sheet that starts past the end", "past.xls", {
+            let mut book = xls(&[("Sheet1", xls_sheet(&[]))]);
+            // The BoundSheet8 position, in the stream inside the file.
+            let at = book.windows(4).position(|w| w == [0x85, 0, 14, 0]).unwrap() + 4;
+            book[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            book
+        }, 2, &["past.xls: not a readable spreadsheet: sheet 'Sheet1' starts past the end of the workbook"]),
+        case("an .xls that is only an OLE header", "ole.xls", b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1".to_vec(), 2,
+            &["ole.xls: not a readable spreadsheet"]),
         case("an .xlsm is read as the xlsx it is", "macro.xlsm", xlsx_sheet(&[]), 0, &["2 rows"]),
     ];
     cases.push(
@@ -425,6 +623,16 @@ fn every_broken_input_is_refused_or_read_clearly_by_validate_and_import() {
         ];
         for args in commands {
             let (run, peak_kib, elapsed) = run_measured(dir.path(), args);
+            // Shown with --nocapture: what each case costs.
+            println!(
+                "{:<8} {:<16} exit {} {:>7} KiB {:>6} ms  {}",
+                args[0],
+                case.file,
+                run.code,
+                peak_kib,
+                elapsed.as_millis(),
+                run.stderr.lines().last().unwrap_or_default()
+            );
             let mut wrong = Vec::new();
             if run.code != case.code {
                 wrong.push(format!("exit {} (expected {})", run.code, case.code));
@@ -484,8 +692,16 @@ fn every_broken_input_is_refused_or_read_clearly_by_validate_and_import() {
 #[test]
 fn real_imports_of_awkward_sheets() {
     let dir = common::tempdir();
-    let sheets: [(&str, Vec<u8>, i32, usize); 5] = [
+    let sheets: [(&str, Vec<u8>, i32, usize); 8] = [
         ("mac.csv", valid(3).replace('\n', "\r").into_bytes(), 0, 3),
+        ("sheet.ods", ods(&ods_sheet(), ""), 0, 2),
+        ("sheet.xls", xls(&[("Sheet1", xls_sheet(&[]))]), 0, 2),
+        (
+            "far.xls",
+            xls(&[("Sheet1", xls_sheet(&biff_label(65_535, 255, "stray")))]),
+            2,
+            0,
+        ),
         (
             "sep.csv",
             format!("\u{feff}sep=;\r\n{}", valid(4).replace(',', ";")).into_bytes(),
@@ -515,10 +731,8 @@ fn real_imports_of_awkward_sheets() {
             &["import", file, "--emulator", "--rate-limit", "off"],
         );
         assert_eq!(run.code, code, "{file}: {}", run.stderr);
-        let results = dir.path().join(
-            file.replace(".csv", ".results.csv")
-                .replace(".xlsx", ".results.csv"),
-        );
+        let stem = file.rsplit_once('.').unwrap().0;
+        let results = dir.path().join(format!("{stem}.results.csv"));
         if code == 0 {
             assert!(
                 run.stderr
@@ -601,4 +815,75 @@ fn a_fifo_is_read_once_as_a_stream() {
         fs::read_to_string(dir.path().join("pipe.results.input.csv")).unwrap(),
         valid(3)
     );
+}
+
+/// `--sheet` picks .ods and .xls sheets as it picks xlsx ones, and a far
+/// value on a sheet read with others is named with its sheet.
+#[test]
+fn ods_and_xls_sheets_are_picked_by_name_position_and_all() {
+    let dir = common::tempdir();
+    let second = ods_sheet()
+        .replace("+442079460100", "+442079460200")
+        .replace("442079460101", "442079460201");
+    fs::write(dir.path().join("two.ods"), ods(&ods_sheet(), &second)).unwrap();
+    let far = format!(
+        "{second}{}",
+        r#"<table:table-row><table:table-cell table:number-columns-repeated="700"/><table:table-cell office:value-type="string"><text:p>stray</text:p></table:table-cell></table:table-row>"#
+    );
+    fs::write(dir.path().join("far.ods"), ods(&ods_sheet(), &far)).unwrap();
+    fs::write(
+        dir.path().join("two.xls"),
+        xls(&[("London", xls_sheet(&[])), ("Leeds", xls_sheet(&[]))]),
+    )
+    .unwrap();
+    for (args, code, says) in [
+        (&["validate", "two.ods", "--sheet", "Junk"][..], 0, "2 rows"),
+        (&["validate", "two.ods", "--sheet", "2"][..], 0, "2 rows"),
+        (&["validate", "two.ods", "--sheet", "all"][..], 0, "4 rows"),
+        (
+            &["validate", "two.ods", "--sheet", "Leeds"][..],
+            2,
+            "no sheet 'Leeds'; the workbook has: Sheet1, Junk",
+        ),
+        (&["validate", "far.ods"][..], 0, "2 rows"),
+        (
+            &["validate", "far.ods", "--sheet", "all"][..],
+            2,
+            "far.ods: cell 'Junk'!ZY4 holds a value ('stray') far beyond the data (A1:C3)",
+        ),
+        (
+            &["validate", "two.xls", "--sheet", "Leeds"][..],
+            0,
+            "2 rows",
+        ),
+        (
+            &["validate", "two.xls", "--sheet", "all"][..],
+            1,
+            "DUPLICATE",
+        ),
+    ] {
+        let run = common::run(dir.path(), args);
+        assert_eq!(run.code, code, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+}
+
+/// The .xls check reads what a damaged or hostile file says about itself:
+/// bytes changed at random never make it panic, and a sheet with no far
+/// cell passes it.
+#[test]
+fn the_xls_check_survives_damaged_files() {
+    let book = xls(&[("Sheet1", xls_sheet(&[])), ("Two", xls_sheet(&[]))]);
+    assert!(acgbulk::sheet::xls::precheck(std::io::Cursor::new(&book), "b.xls").is_ok());
+    for (i, seed) in (1..400u64).enumerate() {
+        let mut damaged = book.clone();
+        let changes = noise(16, seed);
+        for pair in changes.chunks(2).take(1 + i % 8) {
+            let at =
+                (usize::from(pair[0]) * 131 + usize::from(pair[1]) * 7 + i * 31) % damaged.len();
+            damaged[at] = pair[1];
+        }
+        // An error or a pass; the test fails on a panic.
+        let _ = acgbulk::sheet::xls::precheck(std::io::Cursor::new(&damaged), "b.xls");
+    }
 }

@@ -620,3 +620,337 @@ fn invalid_numbers_keep_their_first_error_in_the_results() {
     }
     assert!(codes.contains("DUPLICATE"), "{codes:?}");
 }
+
+/// Checks what a run stopped by a full disk said and left: exit 3, the file
+/// it could not write (one of `files`), how to continue, no panic and no
+/// temporary file.
+fn assert_stopped_for_room(run: &Run, disk: &SmallDisk, files: &[String], then: &str) {
+    assert_eq!(run.code, 3, "a full disk is a stop: {}", run.stderr);
+    assert!(
+        files
+            .iter()
+            .any(|f| run.stderr.contains(&format!("cannot write {f}"))),
+        "names the file ({files:?}): {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(then),
+        "says how to go on: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(
+        !disk.names().iter().any(|n| n.ends_with(".tmp")),
+        "no temporary file left: {:?}",
+        disk.names()
+    );
+}
+
+#[test]
+fn a_full_disk_during_an_export_stops_and_the_same_command_finishes_it() {
+    let server = Server::start(quick());
+    let work = common::tempdir();
+    let input = sheet(work.path(), "held.csv", 3_000, 3);
+    let url = server.url();
+    let run = run_limited(
+        work.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--rate-limit",
+            "off",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let held = server.numbers();
+
+    let disk = SmallDisk::new();
+    let d = disk.path().to_str().unwrap();
+    let out = format!("{d}/numbers.csv");
+    let args = [
+        "export",
+        "numbers",
+        "-o",
+        &out,
+        "--page-size",
+        "100",
+        "--endpoint",
+        &url,
+        "--rate-limit",
+        "off",
+    ];
+    // Room for a few pages of rows, not for thirty.
+    let limit = disk.fill_but(64 * 1024);
+    let run = run_limited(work.path(), &args, Some(&limit));
+    let checkpoint = format!("{out}.checkpoint");
+    assert_stopped_for_room(
+        &run,
+        &disk,
+        &[out.clone(), checkpoint.clone()],
+        &format!("run the same command again to continue from {checkpoint}"),
+    );
+
+    disk.make_room();
+    let run = run_limited(work.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("continued: exported"), "{}", run.stderr);
+    let rows = read_csv(Path::new(&out));
+    assert_eq!(rows[0][0], "telephoneNumber");
+    let mut numbers: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(numbers.len(), held.len(), "one row per number");
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), held.len(), "each number once");
+    assert!(
+        !disk.names().iter().any(|n| n.ends_with(".tmp")),
+        "{:?}",
+        disk.names()
+    );
+}
+
+#[test]
+fn a_full_disk_during_an_accounts_job_stops_and_the_same_command_finishes_it() {
+    let server = Server::start(quick());
+    let url = server.url();
+    let work = common::tempdir();
+    let mut text = String::from(
+        "name,serviceDetails_teamsTenantId,serviceDetails_teamsOperatorConnect_enabled\n",
+    );
+    for i in 0..300 {
+        text.push_str(&format!(
+            "room{i:03},0f6f2e1e-3f0a-4a5e-9a53-8d7a3c6e{i:04},true\n"
+        ));
+    }
+    let input = work.path().join("room.csv");
+    std::fs::write(&input, text).unwrap();
+    let created = || {
+        server
+            .emulator()
+            .with_store(|s| s.accounts.keys().filter(|k| k.starts_with("room")).count())
+    };
+
+    let disk = SmallDisk::new();
+    let d = disk.path().to_str().unwrap();
+    let results = format!("{d}/room.results.csv");
+    let args = [
+        "accounts",
+        "import",
+        input.to_str().unwrap(),
+        "--mode",
+        "create",
+        "--concurrency",
+        "2",
+        "--results",
+        &results,
+        "--endpoint",
+        &url,
+        "--rate-limit",
+        "off",
+    ];
+    // Room for some rows' results and checkpoint lines, not for 300.
+    let limit = disk.fill_but(16 * 1024);
+    let run = run_limited(work.path(), &args, Some(&limit));
+    let checkpoint = format!("{results}.checkpoint");
+    // Stopped mid-job, the summary says where its checkpoint is.
+    assert_stopped_for_room(
+        &run,
+        &disk,
+        &[results.clone(), checkpoint.clone()],
+        "make room, then run the same command again to continue",
+    );
+    assert!(
+        run.stderr.contains(&format!("checkpoint: {checkpoint}")),
+        "{}",
+        run.stderr
+    );
+    let sent = created();
+    assert!(sent < 300, "stopped mid-run: {sent} created");
+
+    disk.make_room();
+    let run = run_limited(work.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("(continued)"), "{}", run.stderr);
+    let lines = self::results(Path::new(&results));
+    assert_eq!(lines.len(), 300, "one line per row");
+    assert!(lines.iter().all(|l| l["outcome"] == "ok"), "{lines:?}");
+    let mut names: Vec<&str> = lines.iter().map(|l| l["name"].as_str()).collect();
+    names.dedup();
+    assert_eq!(names.len(), 300, "each row once, in order");
+    assert_eq!(created(), 300);
+    // Each create applied once: a row in flight when the disk filled was
+    // sent again with its id and answered from the repeatability cache.
+    let stats = server.stats();
+    assert_eq!(stats.counters.writes_applied, 300, "{stats:?}");
+    assert!(
+        !disk.names().iter().any(|n| n.ends_with(".tmp")),
+        "{:?}",
+        disk.names()
+    );
+}
+
+#[test]
+fn a_full_disk_during_an_rfi_job_stops_before_sending_and_the_same_command_finishes_it() {
+    let server = Server::start(quick());
+    let url = server.url();
+    let work = common::tempdir();
+    let tenants: Vec<String> = server
+        .emulator()
+        .with_store(|s| s.rfis.keys().cloned().collect());
+    assert!(tenants.len() >= 3, "{tenants:?}");
+    let mut text =
+        String::from("tenantId,customerRelationship_status,customerRelationship_comment\n");
+    for tenant in &tenants {
+        text.push_str(&format!("{tenant},contactInitiated,called\n"));
+    }
+    let input = work.path().join("rfis.csv");
+    std::fs::write(&input, text).unwrap();
+
+    let disk = SmallDisk::new();
+    let d = disk.path().to_str().unwrap();
+    let results = format!("{d}/rfis.results.csv");
+    let args = [
+        "rfis",
+        "update",
+        input.to_str().unwrap(),
+        "--results",
+        &results,
+        "--endpoint",
+        &url,
+        "--rate-limit",
+        "off",
+    ];
+    let limit = match disk.fill_but(0) {
+        Limit::FileSize(_) => Limit::FileSize(10),
+        tmpfs => tmpfs,
+    };
+    let run = run_limited(work.path(), &args, Some(&limit));
+    let checkpoint = format!("{results}.checkpoint");
+    assert_stopped_for_room(
+        &run,
+        &disk,
+        &[results.clone(), checkpoint.clone()],
+        &format!("run the same command again to continue from {checkpoint}"),
+    );
+    let stats = server.stats();
+    assert_eq!(stats.counters.writes_applied, 0, "nothing sent: {stats:?}");
+
+    disk.make_room();
+    let run = run_limited(work.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = self::results(Path::new(&results));
+    assert_eq!(lines.len(), tenants.len(), "one line per row");
+    assert!(lines.iter().all(|l| l["outcome"] == "ok"), "{lines:?}");
+    let statuses: Vec<Option<String>> = server.emulator().with_store(|s| {
+        tenants
+            .iter()
+            .map(|t| {
+                s.rfis[t]
+                    .rfi
+                    .customer_relationship
+                    .as_ref()
+                    .and_then(|c| c.status.clone())
+            })
+            .collect()
+    });
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.as_deref() == Some("contactInitiated")),
+        "{statuses:?}"
+    );
+    assert_eq!(server.stats().counters.writes_applied, tenants.len() as u64);
+}
+
+#[test]
+fn a_full_disk_while_an_export_writes_its_workbook_leaves_no_half_workbook() {
+    let server = Server::start(quick());
+    let work = common::tempdir();
+    let input = sheet(work.path(), "held.csv", 2_000, 2);
+    let url = server.url();
+    let run = run_limited(
+        work.path(),
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--rate-limit",
+            "off",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let held = server.numbers().len();
+    let export = |dir: &str, name: &str| {
+        let out = format!("{dir}/{name}");
+        let args: Vec<String> = [
+            "export",
+            "numbers",
+            "-o",
+            &out,
+            "--endpoint",
+            &url,
+            "--rate-limit",
+            "off",
+        ]
+        .map(String::from)
+        .to_vec();
+        (out, args)
+    };
+    // What a whole export writes, measured on a roomy disk: the rows as
+    // CSV first, then the workbook made from them.
+    let roomy = common::tempdir();
+    let size = |path: &str| std::fs::metadata(path).unwrap().len();
+    let (csv, args) = export(roomy.path().to_str().unwrap(), "numbers.csv");
+    let run = run_limited(work.path(), &strs(&args), None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (out, args) = export(roomy.path().to_str().unwrap(), "numbers.xlsx");
+    let run = run_limited(work.path(), &strs(&args), None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (csv_size, workbook_size, checkpoint_size) =
+        (size(&csv), size(&out), size(&format!("{out}.checkpoint")));
+
+    let disk = SmallDisk::new();
+    let d = disk.path().to_str().unwrap();
+    let (out, args) = export(d, "numbers.xlsx");
+    // Room for the rows and the checkpoint, not for the workbook as well.
+    let limit = disk.fill_but(csv_size + checkpoint_size + workbook_size / 2);
+    let Limit::Tmpfs = limit else {
+        eprintln!("no tmpfs: the workbook case needs a whole disk to fill");
+        return;
+    };
+    let run = run_limited(work.path(), &strs(&args), Some(&limit));
+    let checkpoint = format!("{out}.checkpoint");
+    assert_stopped_for_room(
+        &run,
+        &disk,
+        // The workbook, not its rows: those fitted.
+        &[format!("{out}: ")],
+        &format!("run the same command again to continue from {checkpoint}"),
+    );
+    assert!(
+        !disk.path().join("numbers.xlsx").exists(),
+        "no half workbook: {:?}",
+        disk.names()
+    );
+
+    disk.make_room();
+    let run = run_limited(work.path(), &strs(&args), None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        disk.names(),
+        ["numbers.xlsx", "numbers.xlsx.checkpoint"],
+        "the rows' CSV is gone once the workbook is made"
+    );
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&out).unwrap();
+    use calamine::Reader as _;
+    let range = book.worksheet_range("Export").unwrap();
+    let mut numbers: Vec<String> = range.rows().skip(1).map(|r| r[0].to_string()).collect();
+    assert_eq!(numbers.len(), held, "one row per number");
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), held, "each number once");
+}

@@ -5,12 +5,15 @@
 //! AZ1048576 in a three-row sheet costs 1.7 GB. So xlsx and xlsb sheets are
 //! streamed cell by cell (`worksheet_cells_reader`) and only cells with a
 //! value are kept, by row: memory follows the data, a far row costs one row.
-//! A value far to the right of the headings would make every row it is on as
-//! wide as the sheet; it is refused, naming the cell.
+//! An .ods is streamed the same way by [`super::ods`]; calamine has no cell
+//! reader for .xls, whose sheets [`super::xls`] checks before calamine lays
+//! them out. A value far to the right of the headings would make every row
+//! it is on as wide as the sheet; it is refused, naming the cell.
 
-use super::{column_letters, SheetError, SheetOptions};
+use super::{column_letters, ods, xls, SheetError, SheetOptions};
 use crate::text::excerpt;
 use calamine::{Data, Reader as _, Sheets};
+use std::fs::File;
 use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 
@@ -113,7 +116,9 @@ pub fn pick_sheets(
 }
 
 /// Opens the sheet or sheets `options` names in the workbook at `path`, by
-/// its extension or, when `by_content`, by what its bytes are.
+/// its extension or, when `by_content`, by what its bytes are. An .ods is
+/// read by [`super::ods`], an .xls checked by [`super::xls`] first: calamine
+/// would lay either out whole.
 pub fn open_grid(
     path: &Path,
     file: &str,
@@ -136,12 +141,58 @@ pub fn open_grid(
         // calamine tries each format on a clonable reader; a workbook named
         // .csv is the rare case, read into memory.
         let bytes = std::fs::read(path).map_err(io_err)?;
+        if ods::is_ods(Cursor::new(&bytes)) {
+            return read_ods(|| Ok(Cursor::new(&bytes)), file, options);
+        }
+        if bytes.starts_with(CFB_MAGIC) {
+            xls::precheck(Cursor::new(&bytes), file)?;
+        }
         let workbook =
             calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(opened_err)?;
         read_grid(workbook, file, options)
     } else {
+        let open = || File::open(path).map_err(io_err);
+        if ods::is_ods(open()?) {
+            return read_ods(open, file, options);
+        }
+        let mut magic = Vec::new();
+        open()?
+            .take(CFB_MAGIC.len() as u64)
+            .read_to_end(&mut magic)
+            .map_err(io_err)?;
+        if magic == CFB_MAGIC {
+            xls::precheck(open()?, file)?;
+        }
         let workbook = calamine::open_workbook_auto(path).map_err(opened_err)?;
         read_grid(workbook, file, options)
+    }
+}
+
+/// The first bytes of an OLE compound file, as an .xls is.
+const CFB_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+
+fn read_ods<RS: Read + Seek>(
+    open: impl Fn() -> Result<RS, SheetError>,
+    file: &str,
+    options: &SheetOptions,
+) -> Result<Picked, SheetError> {
+    let Some(wanted) = options.sheet.as_deref() else {
+        return match ods::read_sheets(open()?, file, None, false)?.pop() {
+            Some((_, grid)) => Ok(Picked::One(grid)),
+            None => Err(SheetError::Empty {
+                file: file.to_owned(),
+            }),
+        };
+    };
+    let names = ods::sheet_names(open()?, file)?;
+    match pick_sheets(&names, Some(wanted), file)? {
+        (name, None) => {
+            let mut read = ods::read_sheets(open()?, file, Some(&[name]), false)?;
+            Ok(Picked::One(read.pop().expect("a sheet of its names").1))
+        }
+        (_, Some(several)) => {
+            ods::read_sheets(open()?, file, Some(&several), true).map(Picked::Several)
+        }
     }
 }
 
@@ -157,16 +208,22 @@ fn read_grid<RS: Read + Seek>(
             .into_iter()
             .map(|name| match read_one(&mut workbook, file, &name) {
                 Ok(grid) => Ok((name, grid)),
-                // Excel's way of naming a cell of another sheet.
-                Err(SheetError::FarCell { file, cell, detail }) => Err(SheetError::FarCell {
-                    file,
-                    cell: format!("'{}'!{cell}", excerpt(&name)),
-                    detail,
-                }),
-                Err(other) => Err(other),
+                Err(e) => Err(in_sheet(e, &name)),
             })
             .collect::<Result<_, _>>()
             .map(Picked::Several),
+    }
+}
+
+/// Names the sheet of a far cell, as Excel names a cell of another sheet.
+pub(super) fn in_sheet(e: SheetError, name: &str) -> SheetError {
+    match e {
+        SheetError::FarCell { file, cell, detail } => SheetError::FarCell {
+            file,
+            cell: format!("'{}'!{cell}", excerpt(name)),
+            detail,
+        },
+        other => other,
     }
 }
 
@@ -203,7 +260,8 @@ fn read_one<RS: Read + Seek>(
                 }
             }
         }
-        // xls and ods are parsed whole when opened (see `precheck`).
+        // xls is parsed whole when opened, after `xls::precheck`; ods is
+        // read by `ods` and does not come here.
         _ => {
             let range = workbook.worksheet_range(name).map_err(spreadsheet_err)?;
             let (top, left) = range.start().unwrap_or((0, 0));
@@ -226,6 +284,12 @@ fn read_one<RS: Read + Seek>(
             }),
         }
     }
+    finish(rows, file)
+}
+
+/// The grid of `rows` (in sheet order), unless a value lies far right of
+/// the headings.
+pub(super) fn finish(rows: Vec<GridRow>, file: &str) -> Result<Grid, SheetError> {
     refuse_far_cells(&rows, file)?;
     Ok(Grid { rows })
 }

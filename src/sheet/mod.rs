@@ -15,7 +15,9 @@ pub mod csvread;
 pub mod grid;
 pub mod heading;
 pub mod input;
+pub mod ods;
 pub mod table;
+pub mod xls;
 
 use crate::text::excerpt;
 pub use columns::{
