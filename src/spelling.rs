@@ -72,6 +72,7 @@ pub fn check_label(value: &str, what: &str, min: usize, max: usize) -> Result<()
 /// of each variant, a case-insensitive parse for what people type, an exact
 /// parse for what the API sends, `Display` and `Serialize` as that spelling.
 /// One table per enum, so a word is spelled in one place.
+#[macro_export]
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -113,7 +114,7 @@ macro_rules! string_enum {
     };
 }
 
-pub(crate) use string_enum;
+pub use crate::string_enum;
 
 #[cfg(test)]
 mod tests {

@@ -436,7 +436,9 @@ fn acs_server(stock: Option<u32>) -> Server {
             )),
             stock,
             out_of_stock: vec!["999".into()],
-            operation_delay: Duration::from_millis(1500),
+            // Long enough that the first poll (Retry-After: 1) comes before
+            // the end even on a loaded machine.
+            operation_delay: Duration::from_secs(3),
             ..AcsConfig::default()
         },
         ..EmulatorConfig::default()
@@ -533,7 +535,7 @@ fn acs_searches_are_signed_polled_to_completion_and_report_shortfalls() {
     assert_eq!(stats.searches, 4);
     assert_eq!(stats.unauthorized, 0);
     assert!(
-        stats.max_polls_per_operation >= 2 && stats.max_polls_per_operation <= 4,
+        stats.max_polls_per_operation >= 2 && stats.max_polls_per_operation <= 5,
         "{stats:?}"
     );
     assert_eq!(
