@@ -228,8 +228,7 @@ impl AuthArgs {
                 Credential::ClientCertificate {
                     tenant: tenant()?,
                     client_id: client()?,
-                    pkcs12: auth::read_certificate(&path, password.as_ref())?,
-                    password,
+                    certificate: auth::read_certificate(&path, password.as_ref())?,
                 }
             }
             "managed-identity" => Credential::ManagedIdentity { client_id: self.client_id.clone() },
