@@ -233,18 +233,17 @@ fn leaf_first(
     key: &KeyPair,
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     use aws_lc_rs::signature::KeyPair as _;
-    let mut unreadable = None;
+    let mut unreadable = false;
     let leaf = chain.iter().position(|certificate| {
         let public = webpki::EndEntityCert::try_from(certificate)
-            .map_err(|e| format!("the certificate cannot be parsed: {e}"))
+            .ok()
             .and_then(|parsed| {
-                aws_lc_rs::rsa::PublicKey::from_der(&parsed.subject_public_key_info())
-                    .map_err(|_| "the certificate's key is not an RSA key".to_owned())
+                aws_lc_rs::rsa::PublicKey::from_der(&parsed.subject_public_key_info()).ok()
             });
         match public {
-            Ok(public) => public.as_ref() == key.public_key().as_ref(),
-            Err(why) => {
-                unreadable.get_or_insert(why);
+            Some(public) => public.as_ref() == key.public_key().as_ref(),
+            None => {
+                unreadable = true;
                 false
             }
         }
@@ -255,7 +254,9 @@ fn leaf_first(
             chain.insert(0, leaf);
             Ok(chain)
         }
-        None if chain.len() == 1 && unreadable.is_some() => Err(unreadable.unwrap_or_default()),
+        // webpki is stricter than Entra (it refuses X.509 v1, for one):
+        // a certificate it cannot read is sent unchecked, Entra decides.
+        None if unreadable => Ok(chain),
         None => Err("the private key is not the certificate's".into()),
     }
 }
