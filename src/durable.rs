@@ -1,7 +1,7 @@
 //! Files written so that a crash, a kill or a full disk leaves either the
 //! old content or the new, never a part: a temporary file beside the
-//! target, made durable, renamed over it, and the directory synced so the
-//! rename itself survives.
+//! target, made durable, renamed over it, and (on Unix) the directory
+//! synced so the rename itself survives.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -15,8 +15,20 @@ fn directory_of(path: &Path) -> &Path {
 }
 
 /// Makes the entries of `path`'s directory (a creation, a rename) durable.
+#[cfg(unix)]
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(directory_of(path))?.sync_all()
+}
+
+/// Windows cannot open a directory as a file to flush it (`File::open`
+/// fails on one). There the rename is `MoveFileExW` with
+/// `MOVEFILE_REPLACE_EXISTING`, which NTFS journals as one step: after a
+/// crash of the process or of the machine the target holds the old content
+/// or the new, never a part; only a power cut within the log's commit
+/// interval can bring back the old content, whole.
+#[cfg(not(unix))]
+pub fn sync_dir(_path: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// Replaces `path` with what `write` puts in the temporary file it is

@@ -5,7 +5,7 @@
 //! fingerprint, which is what lets a resume find its place.
 
 use crate::validate::pipeline::{Expanded, NO_ACCOUNT};
-use sha2::{Digest, Sha256};
+use aws_lc_rs::digest::{Context, SHA256};
 use std::time::Duration;
 
 /// The most numbers the service takes in one batch.
@@ -72,8 +72,8 @@ impl Plan {
             }
         }
         let mut batches = Vec::with_capacity(total / batch_size + accounts);
-        let mut hasher = Sha256::new();
-        hasher.update(batch_size.to_le_bytes());
+        let mut hasher = Context::new(&SHA256);
+        hasher.update(&batch_size.to_le_bytes());
         for account in 0..accounts {
             let (from, to) = (counts[account], counts[account + 1]);
             let mut start = from;
@@ -85,9 +85,9 @@ impl Plan {
                     len,
                 });
                 hasher.update(expanded.accounts[account].as_bytes());
-                hasher.update([0]);
+                hasher.update(&[0]);
                 for &slot in &slots[start as usize..(start + len) as usize] {
-                    hasher.update(expanded.entries[slot as usize].number.to_le_bytes());
+                    hasher.update(&expanded.entries[slot as usize].number.to_le_bytes());
                 }
                 start += len;
             }
@@ -95,7 +95,7 @@ impl Plan {
         Plan {
             slots,
             batches,
-            fingerprint: hex::encode(hasher.finalize()),
+            fingerprint: hex::encode(hasher.finish()),
         }
     }
 

@@ -14,7 +14,6 @@
 mod common;
 
 use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256};
-use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -61,8 +60,9 @@ fn text(output: &Output) -> String {
 /// The venv's python, made and filled if needed; `Err` says why it cannot be.
 fn venv() -> Result<PathBuf, String> {
     let requirements = manifest().join("tests/azure_sdk/requirements.txt");
-    let wanted = hex::encode(Sha256::digest(
-        std::fs::read(&requirements).expect("requirements.txt"),
+    let wanted = hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &std::fs::read(&requirements).expect("requirements.txt"),
     ));
     let dir = target_dir().join("azure-sdk-venv");
     let python = dir.join("bin/python");

@@ -80,6 +80,8 @@ fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         "AZURE_CLIENT_ID",
         "AZURE_CLIENT_SECRET",
         "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
         "AZURE_AUTHORITY_HOST",
         "ACG_TOKEN",
         "ACG_ENDPOINT",
@@ -94,6 +96,78 @@ fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         command.env(name, value);
     }
     command.output().unwrap().into()
+}
+
+/// The certificate of the client `loader` and its RSA key, made for the
+/// test (no system OpenSSL): the certificate alone (what the emulator
+/// registers) and certificate + key in one PEM (what the client reads).
+struct LoaderCertificate {
+    cert_only: PathBuf,
+    with_key: PathBuf,
+    cert_der: Vec<u8>,
+    key_pkcs8: Vec<u8>,
+}
+
+fn loader_certificate(dir: &Path) -> LoaderCertificate {
+    use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256};
+    let key = KeyPair::generate_for(&PKCS_RSA_SHA256).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "acgbulk-loader");
+    let cert = params.self_signed(&key).unwrap();
+    let cert_only = dir.join("loader.crt");
+    std::fs::write(&cert_only, cert.pem()).unwrap();
+    let with_key = dir.join("loader.pem");
+    std::fs::write(&with_key, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+    LoaderCertificate {
+        cert_only,
+        with_key,
+        cert_der: cert.der().to_vec(),
+        key_pkcs8: key.serialize_der(),
+    }
+}
+
+/// A PKCS#12 file of the certificate and key as AWS-LC writes it (3DES
+/// for the key, RC2 for the certificate, as Windows and Key Vault exports
+/// long did).
+fn pkcs12(loader: &LoaderCertificate, password: &str) -> Vec<u8> {
+    use aws_lc_sys as ffi;
+    use std::ffi::CString;
+    use std::ptr;
+    let password = CString::new(password).unwrap();
+    let name = CString::new("acgbulk-loader").unwrap();
+    // SAFETY: each pointer comes from AWS-LC and is freed once, after use;
+    // the inputs are live slices of the lengths given.
+    unsafe {
+        let mut input = loader.key_pkcs8.as_ptr();
+        let key = ffi::d2i_AutoPrivateKey(ptr::null_mut(), &mut input, loader.key_pkcs8.len() as _);
+        let mut input = loader.cert_der.as_ptr();
+        let cert = ffi::d2i_X509(ptr::null_mut(), &mut input, loader.cert_der.len() as _);
+        assert!(!key.is_null() && !cert.is_null());
+        let p12 = ffi::PKCS12_create(
+            password.as_ptr(),
+            name.as_ptr(),
+            key,
+            cert,
+            ptr::null(),
+            0,
+            0,
+            0,
+            0,
+            0,
+        );
+        assert!(!p12.is_null(), "PKCS12_create");
+        let mut out = ptr::null_mut();
+        let len = ffi::i2d_PKCS12(p12, &mut out);
+        assert!(len > 0);
+        let der = std::slice::from_raw_parts(out, len as usize).to_vec();
+        ffi::OPENSSL_free(out.cast());
+        ffi::PKCS12_free(p12);
+        ffi::X509_free(cert);
+        ffi::EVP_PKEY_free(key);
+        der
+    }
 }
 
 fn secret_env(url: &str) -> Vec<(&'static str, String)> {
@@ -376,72 +450,137 @@ fn a_missing_role_fails_the_run_with_a_clear_message() {
 
 #[test]
 fn certificate_credentials_sign_their_assertion() {
-    use openssl::{
-        asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509::X509NameBuilder,
-        x509::X509,
-    };
     let dir = common::tempdir();
-    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "acgbulk-loader").unwrap();
-    let name = name.build();
-    let mut builder = X509::builder().unwrap();
-    builder.set_version(2).unwrap();
-    builder.set_subject_name(&name).unwrap();
-    builder.set_issuer_name(&name).unwrap();
-    builder.set_pubkey(&key).unwrap();
-    builder
-        .set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    builder
-        .set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    builder.sign(&key, MessageDigest::sha256()).unwrap();
-    let cert = builder.build();
-    let cert_only = dir.path().join("loader.crt");
-    std::fs::write(&cert_only, cert.to_pem().unwrap()).unwrap();
-    let with_key = dir.path().join("loader.pem");
-    std::fs::write(
-        &with_key,
-        [
-            cert.to_pem().unwrap(),
-            key.private_key_to_pem_pkcs8().unwrap(),
-        ]
-        .concat(),
-    )
-    .unwrap();
+    let loader = loader_certificate(dir.path());
     let server = Server::start(config(
         dir.path(),
-        vec![
-            Client::parse_certificate(&format!("loader:{}:Write,Read", cert_only.display()))
-                .unwrap(),
-        ],
+        vec![Client::parse_certificate(&format!(
+            "loader:{}:Write,Read",
+            loader.cert_only.display()
+        ))
+        .unwrap()],
     ));
     let url = server.url();
     let input = sheet(dir.path(), 200);
     let ca = dir.path().join("ca.pem");
-    let run = run_env(
-        dir.path(),
-        &[
-            "import",
-            input.to_str().unwrap(),
-            "--endpoint",
-            &url,
-            "--ca-cert",
-            ca.to_str().unwrap(),
-            "--rate-limit",
-            "off",
-        ],
-        &[
+    let import = |certificate: &Path, extra: &[(&str, &str)]| {
+        let mut env = vec![
             ("AZURE_TENANT_ID", "contoso-tenant"),
             ("AZURE_CLIENT_ID", "loader"),
-            ("AZURE_CLIENT_CERTIFICATE_PATH", with_key.to_str().unwrap()),
-            ("AZURE_AUTHORITY_HOST", &url),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                certificate.to_str().unwrap(),
+            ),
+            ("AZURE_AUTHORITY_HOST", url.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        run_env(
+            dir.path(),
+            &[
+                "import",
+                input.to_str().unwrap(),
+                "--endpoint",
+                &url,
+                "--ca-cert",
+                ca.to_str().unwrap(),
+                "--rate-limit",
+                "off",
+                "--restart",
+            ],
+            &env,
+        )
+    };
+    let run = import(&loader.with_key, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.numbers().len(), 200);
+    let tokens = server.stats().counters.tokens_issued;
+    assert!(tokens >= 1);
+
+    // The same certificate and key from a PKCS#12 file, with the chain sent.
+    let password = "pfx-Password-1";
+    let pfx = dir.path().join("loader.pfx");
+    std::fs::write(&pfx, pkcs12(&loader, password)).unwrap();
+    let run = import(
+        &pfx,
+        &[
+            ("AZURE_CLIENT_CERTIFICATE_PASSWORD", password),
+            ("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true"),
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(server.numbers().len(), 200);
-    assert!(server.stats().counters.tokens_issued >= 1);
+    assert!(!run.stderr.contains(password), "{}", run.stderr);
+    assert!(server.stats().counters.tokens_issued > tokens);
+}
+
+#[test]
+fn unusable_certificates_are_refused_before_any_request() {
+    let dir = common::tempdir();
+    let loader = loader_certificate(dir.path());
+    let other = {
+        let other_dir = dir.path().join("other");
+        std::fs::create_dir(&other_dir).unwrap();
+        loader_certificate(&other_dir)
+    };
+    let mismatched = dir.path().join("mismatched.pem");
+    std::fs::write(
+        &mismatched,
+        [
+            std::fs::read(&loader.cert_only).unwrap(),
+            std::fs::read_to_string(&other.with_key)
+                .unwrap()
+                .split_once("-----BEGIN PRIVATE KEY-----")
+                .map(|(_, key)| format!("-----BEGIN PRIVATE KEY-----{key}"))
+                .unwrap()
+                .into_bytes(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let pfx = dir.path().join("loader.pfx");
+    std::fs::write(&pfx, pkcs12(&loader, "right")).unwrap();
+    let input = sheet(dir.path(), 5);
+    let missing = dir.path().join("missing.pem");
+    let cases: [(&Path, Option<&str>, &str); 4] = [
+        (&missing, None, "cannot read the certificate"),
+        (&loader.cert_only, None, "no PEM private key"),
+        (
+            &mismatched,
+            None,
+            "the private key is not the certificate's",
+        ),
+        (&pfx, Some("wrong"), "cannot open it as PKCS#12"),
+    ];
+    for (certificate, password, expected) in cases {
+        let mut env = vec![
+            ("AZURE_TENANT_ID", "contoso-tenant"),
+            ("AZURE_CLIENT_ID", "loader"),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                certificate.to_str().unwrap(),
+            ),
+        ];
+        if let Some(password) = password {
+            env.push(("AZURE_CLIENT_CERTIFICATE_PASSWORD", password));
+        }
+        // Nothing listens there: the run must stop on the certificate.
+        let run = run_env(
+            dir.path(),
+            &[
+                "import",
+                input.to_str().unwrap(),
+                "--endpoint",
+                "https://127.0.0.1:9",
+            ],
+            &env,
+        );
+        assert_eq!(run.code, 2, "{expected}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&certificate.display().to_string()),
+            "names the file: {}",
+            run.stderr
+        );
+    }
 }
 
 #[test]

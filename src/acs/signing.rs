@@ -10,10 +10,8 @@
 use crate::client::RequestSigner;
 use azure_core::credentials::SecretBytes;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use reqwest::header::HeaderValue;
 use reqwest::Method;
-use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// The headers that are signed, in the order signed.
@@ -88,7 +86,8 @@ impl ConnectionString {
 
 /// Base64 of the SHA-256 of `body`.
 pub fn content_hash(body: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body))
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    base64::engine::general_purpose::STANDARD.encode(hash)
 }
 
 /// `VERB\npath-and-query\ndate;host;content-hash`.
@@ -104,9 +103,9 @@ pub fn string_to_sign(
 
 /// Base64 of the HMAC-SHA256 of `string_to_sign` keyed with `key`.
 pub fn signature(key: &[u8], string_to_sign: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(string_to_sign.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, string_to_sign.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(tag)
 }
 
 /// The `Authorization` header value for a signature.

@@ -101,8 +101,7 @@ impl AuthArgs {
                 Credential::ClientCertificate {
                     tenant: tenant()?,
                     client_id: client()?,
-                    pkcs12: auth::read_certificate(&path, password.as_ref())?,
-                    password,
+                    certificate: auth::read_certificate(&path, password.as_ref())?,
                 }
             }
             AuthMode::ManagedIdentity => Credential::ManagedIdentity { client_id: self.client_id.clone() },

@@ -683,8 +683,7 @@ const SIGNED_HEADERS: &str = "x-ms-date;host;x-ms-content-sha256";
 
 /// Base64 of the SHA-256 of the body.
 fn content_hash(body: &[u8]) -> String {
-    use sha2::Digest;
-    BASE64.encode(sha2::Sha256::digest(body))
+    BASE64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body))
 }
 
 /// `VERB\npath-and-query\ndate;host;content-hash`.
@@ -700,11 +699,8 @@ fn string_to_sign(
 
 /// Base64 of the HMAC-SHA256 of `text` keyed with the access key.
 fn signature(key: &[u8], text: &str) -> String {
-    use hmac::Mac;
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(text.as_bytes());
-    BASE64.encode(mac.finalize().into_bytes())
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    BASE64.encode(aws_lc_rs::hmac::sign(&key, text.as_bytes()))
 }
 
 #[cfg(test)]

@@ -135,11 +135,16 @@ pub struct Issuer {
 
 /// What a client assertion is checked against.
 struct ClientCertificate {
-    public_key_pem: Vec<u8>,
+    /// SubjectPublicKeyInfo (DER).
+    public_key: Vec<u8>,
     /// `x5t`: base64url of the SHA-1 of the certificate (DER).
     sha1: String,
     /// `x5t#S256`: base64url of its SHA-256.
     sha256: String,
+}
+
+fn sha256(bytes: &[u8]) -> aws_lc_rs::digest::Digest {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
 }
 
 fn base64url(bytes: &[u8]) -> String {
@@ -203,29 +208,26 @@ impl Issuer {
         }
         // A fresh RSA key per run: tokens from an earlier run are refused,
         // as after a key rollover.
-        let rsa = openssl::rsa::Rsa::generate(2048)
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
             .map_err(|e| format!("cannot make the token signing key: {e}"))?;
-        let private = rsa
-            .private_key_to_pem()
-            .map_err(|e| format!("cannot encode the token signing key: {e}"))?;
-        let public = rsa
-            .public_key_to_pem()
-            .map_err(|e| format!("cannot encode the token signing key: {e}"))?;
-        let key_id = {
-            use sha2::Digest;
-            base64url(&sha2::Sha256::digest(rsa.n().to_vec())[..20])
-        };
+        // The raw public key is PKCS#1 (RSAPublicKey), as JWKs and
+        // jsonwebtoken take it.
+        let public = aws_lc_rs::rsa::PublicKey::from_der(key.public_key_raw())
+            .map_err(|e| format!("cannot read the token signing key: {e}"))?;
+        let modulus = public.modulus().big_endian_without_leading_zero();
+        let key_id = base64url(&sha256(modulus).as_ref()[..20]);
         let jwk = serde_json::json!({
             "kty": "RSA",
             "use": "sig",
             "alg": "RS256",
             "kid": key_id,
-            "n": base64url(&rsa.n().to_vec()),
-            "e": base64url(&rsa.e().to_vec()),
+            "n": base64url(modulus),
+            "e": base64url(public.exponent().big_endian_without_leading_zero()),
         });
         Ok(Issuer {
-            encoding: EncodingKey::from_rsa_pem(&private).map_err(|e| e.to_string())?,
-            decoding: DecodingKey::from_rsa_pem(&public).map_err(|e| e.to_string())?,
+            encoding: EncodingKey::from_rsa_pem(key.serialize_pem().as_bytes())
+                .map_err(|e| e.to_string())?,
+            decoding: DecodingKey::from_rsa_der(key.public_key_raw()),
             jwk,
             key_id,
             lifetime,
@@ -493,8 +495,7 @@ impl Issuer {
                 ))
             }
         }
-        let key = DecodingKey::from_rsa_pem(&certificate.public_key_pem)
-            .map_err(|e| format!("AADSTS700027: {e}"))?;
+        let key = DecodingKey::from_rsa_der(&certificate.public_key);
         let mut validation = Validation::new(header.alg);
         validation.set_audience(&[endpoint]);
         validation.set_issuer(&[client_id]);
@@ -578,24 +579,19 @@ impl Issuer {
 
 /// A client's certificate (PEM) and its thumbprints.
 fn read_certificate(path: &std::path::Path) -> Result<ClientCertificate, String> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
     let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cert = openssl::x509::X509::from_pem(&pem)
+    let cert = CertificateDer::from_pem_slice(&pem)
         .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
-    let fail = |e: openssl::error::ErrorStack| format!("{}: {e}", path.display());
-    let public_key_pem = cert
-        .public_key()
-        .and_then(|k| k.public_key_to_pem())
-        .map_err(fail)?;
-    let sha1 = cert
-        .digest(openssl::hash::MessageDigest::sha1())
-        .map_err(fail)?;
-    let sha256 = cert
-        .digest(openssl::hash::MessageDigest::sha256())
-        .map_err(fail)?;
+    let public_key = webpki::EndEntityCert::try_from(&cert)
+        .map_err(|e| format!("{}: not a usable certificate: {e}", path.display()))?
+        .subject_public_key_info()
+        .to_vec();
+    let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
     Ok(ClientCertificate {
-        public_key_pem,
-        sha1: base64url(&sha1),
-        sha256: base64url(&sha256),
+        public_key,
+        sha1: base64url(sha1.as_ref()),
+        sha256: base64url(sha256(&cert).as_ref()),
     })
 }
 

@@ -15,7 +15,6 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -323,13 +322,13 @@ async fn repeatable(
     let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
         ApiError::bad_request("InvalidRequestBody", format!("cannot read the body: {e}"))
     })?;
-    let mut hasher = Sha256::new();
-    hasher.update(parts.method.as_str());
+    let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    hasher.update(parts.method.as_str().as_bytes());
     hasher.update(b" ");
-    hasher.update(parts.uri.path());
+    hasher.update(parts.uri.path().as_bytes());
     hasher.update(b"\n");
     hasher.update(&bytes);
-    let fingerprint = hex::encode(hasher.finalize());
+    let fingerprint = hex::encode(hasher.finish());
     let lookup = {
         let mut store = app.store();
         store.repeats.expire(now, window);

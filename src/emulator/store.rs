@@ -104,9 +104,8 @@ pub struct Store {
 /// The strong ETag of a representation: a hash of the bytes served, so it
 /// changes exactly when they do (sync status and counts included).
 pub fn etag_of(served: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(served);
-    format!("\"0x{}\"", hex::encode_upper(&digest[..8]))
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, served);
+    format!("\"0x{}\"", hex::encode_upper(&digest.as_ref()[..8]))
 }
 
 /// `If-Match` / `If-None-Match` lists: `*` or quoted tags.

@@ -6,7 +6,7 @@
 //! before reading it made `import /dev/urandom` hash forever, where the
 //! reader stops at the first bytes that are not a sheet.
 
-use sha2::{Digest, Sha256};
+use aws_lc_rs::digest::{Context, SHA256};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ pub fn is_stream(path: &Path) -> bool {
 /// at the end of the input it syncs the copy and sets the fingerprint.
 pub struct Tee<R> {
     inner: R,
-    hasher: Option<Sha256>,
+    hasher: Option<Context>,
     size: u64,
     copy: Option<(PathBuf, BufWriter<File>)>,
     fingerprint: Fingerprint,
@@ -60,7 +60,7 @@ impl<R: Read> Tee<R> {
         };
         Ok(Tee {
             inner,
-            hasher: hash.then(Sha256::new),
+            hasher: hash.then(|| Context::new(&SHA256)),
             size: 0,
             copy,
             fingerprint: Fingerprint::default(),
@@ -96,7 +96,7 @@ impl<R: Read> Read for Tee<R> {
             }
             if let Some(hasher) = self.hasher.take() {
                 self.fingerprint
-                    .set(format!("{}:{}", self.size, hex::encode(hasher.finalize())));
+                    .set(format!("{}:{}", self.size, hex::encode(hasher.finish())));
             }
         }
         Ok(n)

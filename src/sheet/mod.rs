@@ -1062,10 +1062,9 @@ fn float_text(f: f64) -> String {
 /// Size and SHA-256 of a file's bytes: the fingerprint a checkpoint keeps to
 /// recognise its input.
 pub fn fingerprint(path: &Path) -> io::Result<String> {
-    use sha2::{Digest, Sha256};
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(0))?;
-    let mut hasher = Sha256::new();
+    let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
@@ -1076,7 +1075,7 @@ pub fn fingerprint(path: &Path) -> io::Result<String> {
         size += n as u64;
         hasher.update(&buf[..n]);
     }
-    Ok(format!("{size}:{}", hex::encode(hasher.finalize())))
+    Ok(format!("{size}:{}", hex::encode(hasher.finish())))
 }
 
 #[cfg(test)]
