@@ -12,7 +12,7 @@
 
 use super::connect::ConnectionArgs;
 use super::{ui, Status};
-use acgbulk::export::{self, ExportOptions, Format, Kind};
+use acgbulk::export::{self, Collection, ExportOptions, Format};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,11 +87,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let mut checkpoint = out.clone().into_os_string();
     checkpoint.push(".checkpoint");
     let options = ExportOptions {
-        kind: match args.what {
-            What::Numbers => Kind::Numbers,
-            What::Accounts => Kind::Accounts,
-            What::Rfis => Kind::Rfis,
-            What::CivicAddresses => Kind::CivicAddresses,
+        collection: match args.what {
+            What::Numbers => Collection::Numbers,
+            What::Accounts => Collection::Accounts,
+            What::Rfis => Collection::Rfis,
+            What::CivicAddresses => Collection::CivicAddresses,
         },
         accounts: args.accounts.clone(),
         out,
@@ -103,11 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let connected = args.connection.connect(None).await?;
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let signals = tokio::spawn(async move {
-            super::emulator::wait_for_signal().await;
-            let _ = stop_tx.send(true);
-        });
+        let (stop, signals) = super::stop_on_signal(None);
         let bar = ui::bar(None, "rows");
         let progress = {
             let bar = bar.clone();
@@ -119,10 +115,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             })
         };
         let outcome = export::export(
-            &connected.client,
+            connected.client.clone(),
             &options,
             &connected.endpoint,
-            stop,
+            &stop,
             &*progress,
         )
         .await;
@@ -160,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                 "run the same command again to continue from {}",
                 options.checkpoint.display()
             );
-            Status::Stopped
+            Status::stopped(summary.stop_reason.as_ref())
         } else {
             Status::Done
         })

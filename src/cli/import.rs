@@ -15,7 +15,7 @@
 use super::args::{beside, checkpoint_of, SheetArgs};
 use super::connect::{Connected, ConnectionArgs};
 use super::{ui, Status};
-use acgbulk::engine::journal::{self, Action, Journal, JournalError};
+use acgbulk::engine::checkpoint::{Action, Checkpoint, Entry};
 use acgbulk::engine::{self, EngineError, Prepared, RunOptions, RunSummary};
 use acgbulk::journal::RunLock;
 use acgbulk::plan::MAX_BATCH_SIZE;
@@ -129,17 +129,7 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         source.clone()
     };
     if !args.run.dry_run {
-        let finished = match journal::peek(&checkpoint) {
-            Ok((_, records)) => records
-                .iter()
-                .any(|r| matches!(r, engine::journal::Record::Finished { .. })),
-            // A run stopped before its first write sent nothing: start over.
-            Err(JournalError::Missing { .. } | JournalError::Empty { .. }) => true,
-            Err(e) => return Err(e.into()),
-        };
-        if !finished && !args.run.restart {
-            return Err(EngineError::Unfinished { checkpoint }.into());
-        }
+        engine::refuse_unfinished(&checkpoint, args.run.restart)?;
     }
     let options = RunOptions {
         action,
@@ -214,46 +204,62 @@ pub fn run(args: Args, action: Action) -> anyhow::Result<Status> {
         if args.run.dry_run {
             print_plan(&prepared, &options, args.connection.transport.rate_limit.0);
             if let Some(path) = &args.run.write_clean {
-                let rows = acgbulk::validate::clean::write_clean(
-                    &options.input,
-                    &options.sheet,
-                    prepared.sheet_header.clone(),
-                    &prepared.expanded,
-                    path,
-                )?;
-                eprintln!(
-                    "  clean sheet: {} ({} numbers)",
-                    path.display(),
-                    ui::thousands(rows)
-                );
+                write_clean(&prepared, &options, path)?;
             }
             return Ok(Status::Done);
         }
         let connected = args.connection.connect(None).await?;
-        let mut prepared = prepared;
-        prepared.header.endpoint = connected.endpoint.clone();
-        let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
-        let missing = engine::missing_accounts(&connected.client, &prepared, &mut no_stop)
-            .await
-            .context("cannot check that the sheet's accounts exist on the gateway")?;
-        for account in &missing {
-            eprintln!(
-                "{}: its numbers are failed without a request",
-                account.message()
-            );
-        }
-        prepared.leave_out_accounts(missing);
-        let journal = match journal::create(&options.checkpoint, prepared.header.clone()) {
-            Ok(journal) => journal,
-            Err(e) if e.unwritable().is_some() => {
-                connected.close().await?;
-                return Ok(nothing_sent(e.into()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let outcome = send(prepared, &options, &connected, journal, Vec::new()).await;
-        finish(outcome, connected, &options.checkpoint, args.run.json).await
+        begin_sending(prepared, &options, connected, args.run.json).await
     })
+}
+
+/// `--write-clean`: the valid numbers exactly as they would be sent.
+fn write_clean(prepared: &Prepared, options: &RunOptions, path: &Path) -> anyhow::Result<()> {
+    let rows = acgbulk::validate::clean::write_clean(
+        &options.input,
+        &options.sheet,
+        prepared.sheet_header.clone(),
+        &prepared.expanded,
+        path,
+    )?;
+    eprintln!(
+        "  clean sheet: {} ({} numbers)",
+        path.display(),
+        ui::thousands(rows)
+    );
+    Ok(())
+}
+
+/// Leaves out the accounts the gateway does not have, starts the
+/// checkpoint, and sends.
+async fn begin_sending(
+    mut prepared: Prepared,
+    options: &RunOptions,
+    connected: Connected,
+    json: bool,
+) -> anyhow::Result<Status> {
+    prepared.header.endpoint = connected.endpoint.clone();
+    let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
+    let missing = engine::missing_accounts(&connected.client, &prepared, &mut no_stop)
+        .await
+        .context("cannot check that the sheet's accounts exist on the gateway")?;
+    for account in &missing {
+        eprintln!(
+            "{}: its numbers are failed without a request",
+            account.message()
+        );
+    }
+    prepared.leave_out_accounts(missing);
+    let checkpoint = match Checkpoint::create(&options.checkpoint, prepared.header.clone()) {
+        Ok(checkpoint) => checkpoint,
+        Err(e) if e.unwritable().is_some() => {
+            connected.close().await?;
+            return Ok(nothing_sent(e.into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let outcome = send(prepared, options, &connected, checkpoint, Vec::new()).await;
+    finish(outcome, connected, &options.checkpoint, json).await
 }
 
 /// A file could not be written before anything was sent: a stop, which
@@ -270,15 +276,10 @@ pub async fn send(
     prepared: Prepared,
     options: &RunOptions,
     connected: &Connected,
-    journal: Journal,
-    records: Vec<engine::journal::Record>,
+    checkpoint: Checkpoint,
+    entries: Vec<Entry>,
 ) -> Result<RunSummary, EngineError> {
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(async move {
-        super::emulator::wait_for_signal().await;
-        eprintln!("stopping: waiting briefly for answers in flight, then saving the checkpoint (Ctrl-C again does not hurry it)");
-        let _ = stop_tx.send(true);
-    });
+    let (stop, signals) = super::stop_on_signal(Some("stopping: waiting briefly for answers in flight, then saving the checkpoint (Ctrl-C again does not hurry it)"));
     let bar = ui::bar(Some(prepared.plan.numbers()), "numbers");
     let started = std::time::Instant::now();
     let progress: engine::Progress = {
@@ -299,9 +300,9 @@ pub async fn send(
         prepared,
         options,
         connected.client.clone(),
-        journal,
-        records,
-        stop,
+        checkpoint,
+        entries,
+        &stop,
         progress,
     )
     .await;
@@ -339,7 +340,7 @@ pub async fn finish(
     Ok(if summary.stopped {
         eprintln!(
             "stopped early ({}); {}resume with: {resume}",
-            summary.stop_reason.as_deref().unwrap_or("unknown reason"),
+            super::reason_words(summary.stop_reason.as_ref()),
             if summary.unwritable.is_some() {
                 "make room, then "
             } else {
@@ -347,17 +348,7 @@ pub async fn finish(
             }
         );
         eprintln!("  (give the same credentials again; they are not kept in the checkpoint)");
-        // A refused credential or address is a configuration error.
-        if summary.unwritable.is_none()
-            && summary
-                .stop_reason
-                .as_deref()
-                .is_some_and(|r| !r.starts_with("stopped by"))
-        {
-            Status::Fatal
-        } else {
-            Status::Stopped
-        }
+        Status::stopped(summary.stop_reason.as_ref())
     } else if summary.failed + summary.invalid + summary.skipped > 0 {
         Status::RowsFailed
     } else {
