@@ -96,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                     ),
                 ));
             }
-            Err(e @ EngineError::InputChanged { .. }) => {
+            Err(e @ EngineError::Changed(_)) => {
                 return Err(anyhow::Error::from(e).context("cannot resume"))
             }
             Err(e) => return Err(e.into()),

@@ -72,12 +72,9 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{input} has changed since the run began ({was} then, {now} now); a resume needs the same input: start a new import instead")]
-    InputChanged {
-        input: PathBuf,
-        was: String,
-        now: String,
-    },
+    /// The checkpoint's run and this one differ (on resume: the input).
+    #[error("{0}; a resume needs the same input: start a new import instead")]
+    Changed(runner::Mismatch),
     #[error("the plan of {input} differs from the checkpoint's (same bytes, other batches: was the checkpoint written by another acgbulk version?)")]
     PlanChanged { input: PathBuf },
     #[error(
@@ -333,11 +330,11 @@ pub fn prepare_resume(
         source,
     })?;
     if now != header.fingerprint {
-        return Err(EngineError::InputChanged {
+        return Err(EngineError::Changed(runner::Mismatch::Input {
             input: header.input.clone(),
             was: describe_fingerprint(&header.fingerprint),
             now: describe_fingerprint(&now),
-        });
+        }));
     }
     let mut prepared = prepare(options, &header.endpoint, progress)?;
     prepared.leave_out_accounts(header.missing_accounts.clone());
