@@ -21,6 +21,7 @@ pub mod reconcile;
 pub mod record;
 pub mod rfis;
 pub mod rowjob;
+pub mod runner;
 pub mod sample;
 pub mod sheet;
 pub mod spelling;

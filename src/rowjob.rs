@@ -11,7 +11,9 @@
 
 use crate::client::pacer::Stopped;
 use crate::engine::results::Outcome;
-use crate::journal::{Journal, JournalError};
+use crate::journal::JournalError;
+use crate::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch, Unfinished};
+use crate::runner::{Limits, Panicked, Step, Stop, StopReason, UnitError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
@@ -47,16 +49,36 @@ pub struct Layout {
     pub extra_columns: &'static [&'static str],
 }
 
+/// What a job is: the first line of its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobHeader {
+    kind: String,
+    input: PathBuf,
+    fingerprint: String,
+    settings: String,
+    created: String,
+}
+
+impl checkpoint::Header for JobHeader {
+    fn differs_from(&self, this_run: &Self) -> Option<Mismatch> {
+        Mismatch::setting("kind", &self.kind, &this_run.kind)
+            .or_else(|| Mismatch::setting("input", &self.input, &this_run.input))
+            .or_else(|| {
+                (self.fingerprint != this_run.fingerprint).then(|| Mismatch::Input {
+                    input: this_run.input.clone(),
+                    was: self.fingerprint.clone(),
+                    now: this_run.fingerprint.clone(),
+                })
+            })
+            .or_else(|| Mismatch::setting("settings", &self.settings, &this_run.settings))
+    }
+}
+
+/// One line of a job's checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "camelCase")]
-enum Record {
-    Header {
-        kind: String,
-        input: PathBuf,
-        fingerprint: String,
-        settings: String,
-        created: String,
-    },
+enum Entry {
+    Header(JobHeader),
     /// Row `index` is about to write with this id; `extra` is what the
     /// write depends on (an ETag).
     Sent {
@@ -70,6 +92,25 @@ enum Record {
         result: Box<RowResult>,
     },
     Finished,
+}
+
+impl checkpoint::Line for Entry {
+    type Header = JobHeader;
+
+    fn from_header(header: JobHeader) -> Self {
+        Entry::Header(header)
+    }
+
+    fn into_header(self) -> Option<JobHeader> {
+        match self {
+            Entry::Header(header) => Some(header),
+            _ => None,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(self, Entry::Finished)
+    }
 }
 
 /// The outcome of one row.
@@ -107,7 +148,7 @@ pub struct Refused {
 /// means to record a new one before sending it.
 pub struct Attempt {
     index: u32,
-    journal: Arc<Journal>,
+    checkpoint: Arc<Checkpoint<Entry>>,
     /// Id, first-sent date and `extra` of a write sent before.
     pub previous: Option<(String, String, Option<String>)>,
     pub stop: watch::Receiver<bool>,
@@ -122,8 +163,8 @@ impl Attempt {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let first = httpdate::fmt_http_date(std::time::SystemTime::now());
-        self.journal
-            .append(&Record::Sent {
+        self.checkpoint
+            .append(&Entry::Sent {
                 index: self.index,
                 id: id.clone(),
                 first: first.clone(),
@@ -170,6 +211,21 @@ pub enum JobError {
     Fatal(String),
 }
 
+impl From<CheckpointError> for JobError {
+    fn from(e: CheckpointError) -> Self {
+        match e {
+            CheckpointError::Journal(e) => JobError::Journal(e),
+            other => JobError::Fatal(other.to_string()),
+        }
+    }
+}
+
+impl From<Panicked> for JobError {
+    fn from(Panicked(message): Panicked) -> Self {
+        JobError::Fatal(message)
+    }
+}
+
 impl JobError {
     /// The file that could not be written, when that is the trouble (a
     /// full disk): the job can go on once there is room.
@@ -196,7 +252,7 @@ pub struct JobSummary {
     pub checkpoint: PathBuf,
     pub resumed: bool,
     pub stopped: bool,
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     /// The file that could not be written, when that stopped the job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unwritable: Option<PathBuf>,
@@ -211,139 +267,140 @@ type Run<T> = Arc<
         + Sync,
 >;
 
+/// What a job's checkpoint says of its rows.
+#[derive(Default)]
+struct Replayed {
+    sent: HashMap<u32, (String, String, Option<String>)>,
+    done: HashMap<u32, RowResult>,
+}
+
+impl Replayed {
+    fn of(lines: Vec<Entry>) -> Replayed {
+        let mut replayed = Replayed::default();
+        for line in lines {
+            match line {
+                Entry::Sent {
+                    index,
+                    id,
+                    first,
+                    extra,
+                } => {
+                    replayed.sent.insert(index, (id, first, extra));
+                }
+                Entry::Done { index, result } => {
+                    replayed.done.insert(index, *result);
+                }
+                _ => {}
+            }
+        }
+        replayed
+    }
+}
+
+/// Opens the job's checkpoint: the unfinished one of the same job to
+/// continue, else a new one.
+fn begin(options: &JobOptions) -> Result<(Checkpoint<Entry>, Replayed, bool), JobError> {
+    let fingerprint =
+        crate::sheet::fingerprint(&options.input).map_err(|source| JobError::Write {
+            path: options.input.clone(),
+            source,
+        })?;
+    let header = JobHeader {
+        kind: options.kind.clone(),
+        input: options.input.clone(),
+        fingerprint,
+        settings: options.settings.clone(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    };
+    let policy = Unfinished::ContinueOrStartOver;
+    Ok(
+        match checkpoint::begin(&options.checkpoint, Some(&header), options.restart, policy)? {
+            Begin::Continue(checkpoint, (_, lines)) => (checkpoint, Replayed::of(lines), true),
+            Begin::Fresh => (
+                Checkpoint::create(&options.checkpoint, header)?,
+                Replayed::default(),
+                false,
+            ),
+        },
+    )
+}
+
+/// A row's operation, then its answer recorded.
+async fn operate<T>(
+    execute: Run<T>,
+    operation: Operation<T>,
+    attempt: Attempt,
+) -> Result<Step<u32, (u32, RowResult)>, UnitError<JobError>> {
+    let (index, checkpoint) = (attempt.index, attempt.checkpoint.clone());
+    let unwritable = |e: JournalError| match e.stop_reason() {
+        // A checkpoint that cannot be written (a full disk) stops the job;
+        // the row's write, sent or not, is sent again with its id.
+        Some(reason) => UnitError::Stop(reason),
+        None => UnitError::Failed(e.into()),
+    };
+    let result = match execute(operation, attempt).await {
+        Ok(result) => result,
+        Err(OperationError::Stopped) => return Err(UnitError::Stopped),
+        Err(OperationError::Fatal(message)) => {
+            return Err(UnitError::Stop(StopReason::Refused(message)))
+        }
+        Err(OperationError::Journal(e)) => return Err(unwritable(e)),
+    };
+    let line = Entry::Done {
+        index,
+        result: Box::new(result.clone()),
+    };
+    checkpoint.append(&line).await.map_err(unwritable)?;
+    Ok(Step::done((index, result)))
+}
+
 /// Runs `operations` (rows `refused` are written as invalid), `concurrency`
 /// at a time, with the checkpoint and results of `options`.
 pub async fn run<T: Clone + Send + Sync + 'static>(
     options: &JobOptions,
     operations: Vec<Operation<T>>,
     refused: Vec<Refused>,
-    stop: watch::Receiver<bool>,
+    stop: &Stop,
     execute: Run<T>,
 ) -> Result<JobSummary, JobError> {
-    let fingerprint =
-        crate::sheet::fingerprint(&options.input).map_err(|source| JobError::Write {
-            path: options.input.clone(),
-            source,
-        })?;
-    let header = Record::Header {
-        kind: options.kind.clone(),
-        input: options.input.clone(),
-        fingerprint: fingerprint.clone(),
-        settings: options.settings.clone(),
-        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    };
     // Held until the job ends: another job writing the same results would
     // send every row a second time.
     let _results_lock = crate::journal::RunLock::acquire(&options.results)?;
-    let continuing = match Journal::read::<Record>(&options.checkpoint) {
-        Ok(records) if !options.restart => match records.first() {
-            Some(Record::Header {
-                kind,
-                input,
-                fingerprint: f,
-                settings,
-                ..
-            }) if *kind == options.kind
-                && *input == options.input
-                && *f == fingerprint
-                && *settings == options.settings =>
-            {
-                !records.iter().any(|r| matches!(r, Record::Finished))
-            }
-            _ => false,
-        },
-        _ => false,
-    };
-    let (journal, records) = if continuing {
-        let (journal, records) = Journal::open::<Record>(&options.checkpoint)?;
-        (journal, records)
-    } else {
-        (Journal::create(&options.checkpoint, &header)?, Vec::new())
-    };
-    let journal = Arc::new(journal);
-    let mut sent: HashMap<u32, (String, String, Option<String>)> = HashMap::new();
-    let mut done: HashMap<u32, RowResult> = HashMap::new();
-    for record in records {
-        match record {
-            Record::Sent {
-                index,
-                id,
-                first,
-                extra,
-            } => {
-                sent.insert(index, (id, first, extra));
-            }
-            Record::Done { index, result } => {
-                done.insert(index, *result);
-            }
-            _ => {}
-        }
-    }
-
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
+    let (checkpoint, replayed, continuing) = begin(options)?;
+    let checkpoint = Arc::new(checkpoint);
     let mut finished: Vec<Option<RowResult>> = vec![None; operations.len()];
-    let mut fatal: Option<String> = None;
-    let mut unwritable: Option<JobError> = None;
-    let (halt, halted) = watch::channel(false);
-    let either = {
-        let (tx, rx) = watch::channel(false);
-        let (mut user, mut own) = (stop.clone(), halted.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = user.wait_for(|s| *s) => {}
-                _ = own.wait_for(|s| *s) => {}
-            }
-            let _ = tx.send(true);
-        });
-        rx
-    };
-    for (index, operation) in operations.iter().cloned().enumerate() {
-        if let Some(result) = done.get(&(index as u32)) {
-            finished[index] = Some(result.clone());
-            continue;
-        }
-        if *either.borrow() {
-            break;
-        }
-        let mut wait = either.clone();
-        let permit = tokio::select! {
-            permit = semaphore.clone().acquire_owned() => permit.expect("open"),
-            _ = wait.wait_for(|s| *s) => break,
-        };
-        let attempt = Attempt {
-            index: index as u32,
-            journal: journal.clone(),
-            previous: sent.get(&(index as u32)).cloned(),
-            stop: either.clone(),
-        };
-        let execute = execute.clone();
-        let journal = journal.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            let outcome = execute(operation, attempt).await;
-            if let Ok(result) = &outcome {
-                if let Err(e) = journal
-                    .append(&Record::Done {
-                        index: index as u32,
-                        result: Box::new(result.clone()),
-                    })
-                    .await
-                {
-                    return (index, Err(OperationError::Journal(e)));
-                }
-            }
-            (index, outcome)
-        });
-        while let Some(joined) = tasks.try_join_next() {
-            handle(joined, &mut finished, &mut fatal, &mut unwritable, &halt)?;
+    for (&index, result) in &replayed.done {
+        if let Some(slot) = finished.get_mut(index as usize) {
+            *slot = Some(result.clone());
         }
     }
-    while let Some(joined) = tasks.join_next().await {
-        handle(joined, &mut finished, &mut fatal, &mut unwritable, &halt)?;
+    let operations = Arc::new(operations);
+    let units: Vec<u32> = (0..operations.len() as u32)
+        .filter(|index| !replayed.done.contains_key(index))
+        .collect();
+    let limits = Limits {
+        concurrency: options.concurrency,
+        grace: None,
+    };
+    let work = |index: u32, stop: Stop| {
+        let attempt = Attempt {
+            index,
+            checkpoint: checkpoint.clone(),
+            previous: replayed.sent.get(&index).cloned(),
+            stop: stop.watch(),
+        };
+        operate(execute.clone(), operations[index as usize].clone(), attempt)
+    };
+    let ran = crate::runner::run(units, limits, stop, work, |(index, result)| {
+        finished[index as usize] = Some(result);
+        Ok(())
+    })
+    .await;
+    if let Some(error) = ran.error {
+        return Err(error);
     }
     let complete = finished.iter().all(Option::is_some);
-    let user_stopped = *stop.borrow();
+    let stop_reason = ran.stopped.filter(|_| !complete);
     let mut summary = JobSummary {
         kind: options.kind.clone(),
         rows: (operations.len() + refused.len()) as u64,
@@ -351,58 +408,67 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
         checkpoint: options.checkpoint.clone(),
         resumed: continuing,
         stopped: !complete,
-        stop_reason: unwritable
+        unwritable: stop_reason
             .as_ref()
-            .map(ToString::to_string)
-            .or_else(|| fatal.clone())
-            .or_else(|| user_stopped.then(|| "stopped by a signal".to_owned())),
-        unwritable: unwritable
-            .as_ref()
-            .and_then(JobError::unwritable)
+            .and_then(StopReason::file)
             .map(Path::to_owned),
+        stop_reason,
         ..JobSummary::default()
     };
     if let Err(error) = write_results(options, &operations, &finished, &refused, &mut summary) {
         // Already stopping for a file it could not write: the results are
         // written again when the job is run again.
-        if unwritable.is_none() || complete {
+        if summary.unwritable.is_none() || complete {
             return Err(error);
         }
     }
     if complete {
-        journal.append(&Record::Finished).await?;
+        checkpoint.append(&Entry::Finished).await?;
     }
     Ok(summary)
 }
 
-fn handle(
-    joined: Result<(usize, Result<RowResult, OperationError>), tokio::task::JoinError>,
-    finished: &mut [Option<RowResult>],
-    fatal: &mut Option<String>,
-    unwritable: &mut Option<JobError>,
-    halt: &watch::Sender<bool>,
-) -> Result<(), JobError> {
-    match joined {
-        Ok((index, Ok(result))) => finished[index] = Some(result),
-        Ok((_, Err(OperationError::Stopped))) => {}
-        Ok((_, Err(OperationError::Fatal(message)))) => {
-            if fatal.is_none() {
-                *fatal = Some(message);
-            }
-            let _ = halt.send(true);
-        }
-        // A checkpoint that cannot be written (a full disk) stops the job;
-        // the row's write, sent or not, is sent again with its id.
-        Ok((_, Err(OperationError::Journal(e)))) if e.unwritable().is_some() => {
-            if unwritable.is_none() {
-                *unwritable = Some(e.into());
-            }
-            let _ = halt.send(true);
-        }
-        Ok((_, Err(OperationError::Journal(e)))) => return Err(e.into()),
-        Err(e) => return Err(JobError::Fatal(format!("a row's task failed: {e}"))),
-    }
-    Ok(())
+/// What a results line says beyond the row's answer.
+struct Words<'a> {
+    outcome: Outcome,
+    code: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+/// A results line: the common columns, the job's own, the request id.
+fn result_cells(
+    layout: &Layout,
+    row: u64,
+    key: &str,
+    words: Words,
+    result: Option<&RowResult>,
+) -> Vec<String> {
+    let mut cells = vec![
+        row.to_string(),
+        key.to_owned(),
+        layout.action.to_owned(),
+        words.outcome.as_str().to_owned(),
+        result.map(|r| r.status.to_string()).unwrap_or_default(),
+        words
+            .code
+            .map(str::to_owned)
+            .or_else(|| result.and_then(|r| r.code.clone()))
+            .unwrap_or_default(),
+        words
+            .message
+            .map(str::to_owned)
+            .or_else(|| result.and_then(|r| r.message.clone()))
+            .unwrap_or_default(),
+    ];
+    let mut extra = result.map(|r| r.extra.clone()).unwrap_or_default();
+    extra.resize(layout.extra_columns.len(), String::new());
+    cells.extend(extra);
+    cells.push(
+        result
+            .and_then(|r| r.request_id.clone())
+            .unwrap_or_default(),
+    );
+    cells
 }
 
 fn write_results<T>(
@@ -413,9 +479,9 @@ fn write_results<T>(
     summary: &mut JobSummary,
 ) -> Result<(), JobError> {
     let Layout {
-        action,
         key_column,
         extra_columns,
+        ..
     } = options.layout;
     let mut lines: Vec<(u64, Vec<String>)> = Vec::new();
     let line = |row: u64,
@@ -424,29 +490,12 @@ fn write_results<T>(
                 result: Option<&RowResult>,
                 code: Option<&str>,
                 message: Option<&str>| {
-        let mut cells = vec![
-            row.to_string(),
-            key.to_owned(),
-            action.to_owned(),
-            outcome.as_str().to_owned(),
-            result.map(|r| r.status.to_string()).unwrap_or_default(),
-            code.map(str::to_owned)
-                .or_else(|| result.and_then(|r| r.code.clone()))
-                .unwrap_or_default(),
-            message
-                .map(str::to_owned)
-                .or_else(|| result.and_then(|r| r.message.clone()))
-                .unwrap_or_default(),
-        ];
-        let mut extra = result.map(|r| r.extra.clone()).unwrap_or_default();
-        extra.resize(extra_columns.len(), String::new());
-        cells.extend(extra);
-        cells.push(
-            result
-                .and_then(|r| r.request_id.clone())
-                .unwrap_or_default(),
-        );
-        cells
+        let words = Words {
+            outcome,
+            code,
+            message,
+        };
+        result_cells(&options.layout, row, key, words, result)
     };
     for refusal in refused {
         summary.invalid += 1;
@@ -464,7 +513,8 @@ fn write_results<T>(
     }
     let not_sent = summary
         .stop_reason
-        .clone()
+        .as_ref()
+        .map(ToString::to_string)
         .unwrap_or_else(|| "not sent: the job stopped early; run it again to continue".into());
     for (operation, result) in operations.iter().zip(finished) {
         let cells = match result {

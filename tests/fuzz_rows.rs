@@ -3,7 +3,7 @@
 //! property (default 4000; an eighth for import's path), each with a time
 //! limit.
 
-use acgbulk::engine::{self, journal::Action, RunOptions};
+use acgbulk::engine::{self, checkpoint::Action, RunOptions};
 use acgbulk::sheet::{fingerprint, Column, HeaderMap, RawRow, RowReader, Sheet, SheetOptions};
 use acgbulk::validate::pipeline::validate;
 use acgbulk::validate::{RowRules, RuleOptions};

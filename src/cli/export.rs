@@ -7,7 +7,7 @@
 
 use super::flags::{ConnectionArgs, JsonArgs, OnlyAccountArgs, OutputArgs, PageArgs, RestartArgs};
 use super::{ui, Status};
-use acgbulk::export::{self, ExportOptions, Format, Kind};
+use acgbulk::export::{self, Collection, ExportOptions, Format};
 use anyhow::Context;
 use std::sync::Arc;
 
@@ -78,11 +78,11 @@ impl Args {
         };
         let out = std::path::absolute(output).unwrap_or(output.to_owned());
         ExportOptions {
-            kind: match self.what {
-                What::Numbers => Kind::Numbers,
-                What::Accounts => Kind::Accounts,
-                What::Rfis => Kind::Rfis,
-                What::CivicAddresses => Kind::CivicAddresses,
+            collection: match self.what {
+                What::Numbers => Collection::Numbers,
+                What::Accounts => Collection::Accounts,
+                What::Rfis => Collection::Rfis,
+                What::CivicAddresses => Collection::CivicAddresses,
             },
             accounts: self.only.only_account.clone(),
             checkpoint: super::flags::checkpoint_of(&out),
@@ -99,11 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let connected = args.connection.connect(None).await?;
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let signals = tokio::spawn(async move {
-            super::signal::stop_requested().await;
-            let _ = stop_tx.send(true);
-        });
+        let (stop, signals) = super::stop_on_signal(None);
         let bar = ui::bar(None, "rows");
         let progress = {
             let bar = bar.clone();
@@ -115,10 +111,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             })
         };
         let outcome = export::export(
-            &connected.client,
+            connected.client.clone(),
             &options,
             &connected.endpoint,
-            stop,
+            &stop,
             &*progress,
         )
         .await;
@@ -156,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                 "run the same command again to continue from {}",
                 options.checkpoint.display()
             );
-            Status::Stopped
+            Status::stopped(summary.stop_reason.as_ref())
         } else {
             Status::Done
         })

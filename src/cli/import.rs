@@ -11,7 +11,7 @@ use super::flags::{
     beside, ConnectionArgs, JsonArgs, NumberSheetArgs, RuleArgs, SendArgs, StrictArgs, SyncArgs,
 };
 use super::{ui, Status};
-use acgbulk::engine::journal::{self, Action, Journal, JournalError};
+use acgbulk::engine::checkpoint::{Action, Checkpoint, Entry};
 use acgbulk::engine::{self, EngineError, Prepared, RunOptions, RunSummary};
 use acgbulk::journal::RunLock;
 use acgbulk::sheet::SheetOptions;
@@ -190,17 +190,7 @@ impl Job {
 pub fn run(job: Job) -> anyhow::Result<Status> {
     let checkpoint = job.options.checkpoint.clone();
     if !job.dry_run {
-        let finished = match journal::peek(&checkpoint) {
-            Ok((_, records)) => records
-                .iter()
-                .any(|r| matches!(r, engine::journal::Record::Finished { .. })),
-            // A run stopped before its first write sent nothing: start over.
-            Err(JournalError::Missing { .. } | JournalError::Empty { .. }) => true,
-            Err(e) => return Err(e.into()),
-        };
-        if !finished && !job.restart {
-            return Err(EngineError::Unfinished { checkpoint }.into());
-        }
+        engine::refuse_unfinished(&checkpoint, job.restart)?;
     }
     // Held until the run ends: another run writing the same results would
     // send every batch a second time.
@@ -260,23 +250,39 @@ async fn execute(job: Job) -> anyhow::Result<Status> {
     if job.dry_run {
         print_plan(&prepared, options, job.connection.transport.rate_limit.0);
         if let Some(path) = &job.write_clean {
-            let rows = acgbulk::validate::clean::write_clean(
-                &options.input,
-                &options.sheet,
-                prepared.sheet_header.clone(),
-                &prepared.expanded,
-                path,
-            )?;
-            eprintln!(
-                "  clean sheet: {} ({} numbers)",
-                path.display(),
-                ui::thousands(rows)
-            );
+            write_clean(&prepared, options, path)?;
         }
         return Ok(Status::Done);
     }
     let connected = job.connection.connect(None).await?;
-    let mut prepared = prepared;
+    begin_sending(prepared, options, connected, job.json).await
+}
+
+/// `--write-clean`: the valid numbers exactly as they would be sent.
+fn write_clean(prepared: &Prepared, options: &RunOptions, path: &Path) -> anyhow::Result<()> {
+    let rows = acgbulk::validate::clean::write_clean(
+        &options.input,
+        &options.sheet,
+        prepared.sheet_header.clone(),
+        &prepared.expanded,
+        path,
+    )?;
+    eprintln!(
+        "  clean sheet: {} ({} numbers)",
+        path.display(),
+        ui::thousands(rows)
+    );
+    Ok(())
+}
+
+/// Leaves out the accounts the gateway does not have, starts the
+/// checkpoint, and sends.
+async fn begin_sending(
+    mut prepared: Prepared,
+    options: &RunOptions,
+    connected: Connected,
+    json: bool,
+) -> anyhow::Result<Status> {
     prepared.header.endpoint = connected.endpoint.clone();
     let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
     let missing = engine::missing_accounts(&connected.client, &prepared, &mut no_stop)
@@ -289,16 +295,16 @@ async fn execute(job: Job) -> anyhow::Result<Status> {
         );
     }
     prepared.leave_out_accounts(missing);
-    let journal = match journal::create(&options.checkpoint, prepared.header.clone()) {
-        Ok(journal) => journal,
+    let checkpoint = match Checkpoint::create(&options.checkpoint, prepared.header.clone()) {
+        Ok(checkpoint) => checkpoint,
         Err(e) if e.unwritable().is_some() => {
             connected.close().await?;
             return Ok(nothing_sent(e.into()));
         }
         Err(e) => return Err(e.into()),
     };
-    let outcome = send(prepared, options, &connected, journal, Vec::new()).await;
-    finish(outcome, connected, &options.checkpoint, job.json).await
+    let outcome = send(prepared, options, &connected, checkpoint, Vec::new()).await;
+    finish(outcome, connected, &options.checkpoint, json).await
 }
 
 /// A file could not be written before anything was sent: a stop, which
@@ -315,15 +321,10 @@ pub async fn send(
     prepared: Prepared,
     options: &RunOptions,
     connected: &Connected,
-    journal: Journal,
-    records: Vec<engine::journal::Record>,
+    checkpoint: Checkpoint,
+    entries: Vec<Entry>,
 ) -> Result<RunSummary, EngineError> {
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(async move {
-        super::signal::stop_requested().await;
-        eprintln!("stopping: waiting briefly for answers in flight, then saving the checkpoint (Ctrl-C again does not hurry it)");
-        let _ = stop_tx.send(true);
-    });
+    let (stop, signals) = super::stop_on_signal(Some("stopping: waiting briefly for answers in flight, then saving the checkpoint (Ctrl-C again does not hurry it)"));
     let bar = ui::bar(Some(prepared.plan.numbers()), "numbers");
     let started = std::time::Instant::now();
     let progress: engine::Progress = {
@@ -344,9 +345,9 @@ pub async fn send(
         prepared,
         options,
         connected.client.clone(),
-        journal,
-        records,
-        stop,
+        checkpoint,
+        entries,
+        &stop,
         progress,
     )
     .await;
@@ -384,7 +385,7 @@ pub async fn finish(
     Ok(if summary.stopped {
         eprintln!(
             "stopped early ({}); {}resume with: {resume}",
-            summary.stop_reason.as_deref().unwrap_or("unknown reason"),
+            super::reason_words(summary.stop_reason.as_ref()),
             if summary.unwritable.is_some() {
                 "make room, then "
             } else {
@@ -392,17 +393,7 @@ pub async fn finish(
             }
         );
         eprintln!("  (give the same credentials again; they are not kept in the checkpoint)");
-        // A refused credential or address is a configuration error.
-        if summary.unwritable.is_none()
-            && summary
-                .stop_reason
-                .as_deref()
-                .is_some_and(|r| !r.starts_with("stopped by"))
-        {
-            Status::Fatal
-        } else {
-            Status::Stopped
-        }
+        Status::stopped(summary.stop_reason.as_ref())
     } else if summary.failed + summary.invalid + summary.skipped > 0 {
         Status::RowsFailed
     } else {

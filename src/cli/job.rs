@@ -51,12 +51,8 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
         + Sync
         + 'static,
 ) -> anyhow::Result<Status> {
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(async move {
-        super::signal::stop_requested().await;
-        let _ = stop_tx.send(true);
-    });
-    let summary = rowjob::run(options, operations, refused, stop, Arc::new(execute)).await;
+    let (stop, signals) = super::stop_on_signal(None);
+    let summary = rowjob::run(options, operations, refused, &stop, Arc::new(execute)).await;
     signals.abort();
     let summary = match summary {
         Ok(summary) => summary,
@@ -89,7 +85,7 @@ fn print(summary: &JobSummary) {
     if summary.stopped {
         eprintln!(
             "stopped early ({}); {}run the same command again to continue",
-            summary.stop_reason.as_deref().unwrap_or("unknown reason"),
+            super::reason_words(summary.stop_reason.as_ref()),
             if summary.unwritable.is_some() {
                 "make room, then "
             } else {
@@ -101,16 +97,7 @@ fn print(summary: &JobSummary) {
 
 pub fn status(summary: &JobSummary) -> Status {
     if summary.stopped {
-        if summary.unwritable.is_none()
-            && summary
-                .stop_reason
-                .as_deref()
-                .is_some_and(|r| !r.starts_with("stopped by"))
-        {
-            Status::Fatal
-        } else {
-            Status::Stopped
-        }
+        Status::stopped(summary.stop_reason.as_ref())
     } else if summary.failed + summary.invalid + summary.skipped > 0 {
         Status::RowsFailed
     } else {

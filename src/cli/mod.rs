@@ -37,6 +37,39 @@ pub enum Status {
     Stopped = 3,
 }
 
+impl Status {
+    /// The status of a run that stopped early, from why it stopped (a stop
+    /// without a reason of its own is resumable).
+    pub fn stopped(reason: Option<&acgbulk::runner::StopReason>) -> Status {
+        match reason.map(acgbulk::runner::StopReason::exit_code) {
+            Some(code) if code == Status::Fatal as u8 => Status::Fatal,
+            _ => Status::Stopped,
+        }
+    }
+}
+
+/// Why a run stopped, in words, for the line that says it stopped.
+pub fn reason_words(reason: Option<&acgbulk::runner::StopReason>) -> String {
+    reason.map_or_else(|| "unknown reason".to_owned(), ToString::to_string)
+}
+
+/// A stop that Ctrl-C or SIGTERM cancels (saying `message` first, if
+/// given), and the task that waits for them, to abort when the run ends.
+pub fn stop_on_signal(
+    message: Option<&'static str>,
+) -> (acgbulk::runner::Stop, tokio::task::JoinHandle<()>) {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
+    let signals = tokio::spawn(async move {
+        signal::stop_requested().await;
+        if let Some(message) = message {
+            eprintln!("{message}");
+        }
+        cancel.cancel();
+    });
+    (acgbulk::runner::Stop::new(token), signals)
+}
+
 #[derive(Parser)]
 #[command(
     name = "acgbulk",

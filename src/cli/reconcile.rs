@@ -12,7 +12,7 @@ use super::flags::{
     SyncArgs,
 };
 use super::{import, ui, Status};
-use acgbulk::engine::journal::{self, Action};
+use acgbulk::engine::checkpoint::{Action, Checkpoint};
 use acgbulk::engine::{self, RunOptions};
 use acgbulk::reconcile::{self, Interner, Outputs};
 use acgbulk::sheet::SheetOptions;
@@ -247,8 +247,8 @@ async fn apply(options: RunOptions, connected: &Connected) -> anyhow::Result<eng
         tokio::task::spawn_blocking(move || engine::prepare(&options, &endpoint, &mut |_| {}))
             .await??
     };
-    let journal = journal::create(&options.checkpoint, prepared.header.clone())?;
-    let summary = import::send(prepared, &options, connected, journal, Vec::new()).await?;
+    let checkpoint = Checkpoint::create(&options.checkpoint, prepared.header.clone())?;
+    let summary = import::send(prepared, &options, connected, checkpoint, Vec::new()).await?;
     import::print_summary(&summary, &connected.endpoint);
     Ok(summary)
 }

@@ -9,7 +9,7 @@
 use super::flags::{ConcurrencyArgs, ConnectionArgs, JsonArgs, StopArgs};
 use super::import::{finish, send};
 use super::{ui, Status};
-use acgbulk::engine::journal::{self, JournalError, Record};
+use acgbulk::engine::checkpoint::{Checkpoint, JournalError};
 use acgbulk::engine::{self, EngineError};
 use acgbulk::journal::RunLock;
 use anyhow::Context;
@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let (header, records) = match journal::peek(&args.checkpoint) {
+    let (header, entries) = match Checkpoint::peek(&args.checkpoint) {
         Ok(read) => read,
         // Killed before its first write: the run had not begun sending.
         Err(JournalError::Missing { path } | JournalError::Empty { path }) => {
@@ -52,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
         Err(e) => return Err(e.into()),
     };
-    let finished = records.iter().any(|r| matches!(r, Record::Finished { .. }));
+    let finished = acgbulk::runner::checkpoint::finished(&entries);
     if finished && !args.retry_failed {
         eprintln!(
             "{} is from a finished run: nothing to resume (results: {})",
@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (journal, header, records) = journal::open(&args.checkpoint)?;
+        let (checkpoint, (header, entries)) = Checkpoint::open(&args.checkpoint)?;
         let _results_lock = RunLock::acquire(&header.results)?;
         let bar = ui::bar(None, "rows checked");
         let prepared = {
@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                     ),
                 ));
             }
-            Err(e @ EngineError::InputChanged { .. }) => {
+            Err(e @ EngineError::Changed(_)) => {
                 return Err(anyhow::Error::from(e).context("cannot resume"))
             }
             Err(e) => return Err(e.into()),
@@ -111,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             header.action.label(),
             header.input.display()
         );
-        let outcome = send(prepared, &options, &connected, journal, records).await;
+        let outcome = send(prepared, &options, &connected, checkpoint, entries).await;
         finish(outcome, connected, &args.checkpoint, args.summary.json).await
     })
 }

@@ -11,25 +11,26 @@
 //! first-sent date.
 
 pub mod body;
-pub mod journal;
+pub mod checkpoint;
 pub mod results;
 pub mod sync;
 
 use crate::client::{ApiRequest, ClientError, ProvisioningClient};
-use crate::model::{NumberRef, NumberRefsBody, NumbersBody};
+use crate::model::{NumberRef, NumberRefsBody, NumbersBody, ProvisioningStatus};
 use crate::plan::Plan;
+use crate::runner::{self, Limits, Panicked, Step, Stop, StopReason, UnitError};
 use crate::sheet::{self, HeaderMap, RawRow, RowReader, Sheet, SheetError, SheetOptions};
 use crate::validate::pipeline::{
     self, Expanded, Summary as ValidationSummary, ValidateError, NO_ACCOUNT,
 };
 use crate::validate::{e164, report::ReportWriter, Finding, RuleOptions, SHOWN_FINDINGS};
-use journal::{Action, Header, Journal, JournalError, Record};
+use checkpoint::{Action, Checkpoint, Entry, Header, JournalError, SyncStates};
 use reqwest::{Method, StatusCode};
 use results::{Outcome, ResultLine, ResultsWriter};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -71,16 +72,11 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{input} has changed since the run began ({was} then, {now} now); a resume needs the same input: start a new import instead")]
-    InputChanged {
-        input: PathBuf,
-        was: String,
-        now: String,
-    },
+    /// The checkpoint's run and this one differ (on resume: the input).
+    #[error("{0}; a resume needs the same input: start a new import instead")]
+    Changed(runner::Mismatch),
     #[error("the plan of {input} differs from the checkpoint's (same bytes, other batches: was the checkpoint written by another acgbulk version?)")]
     PlanChanged { input: PathBuf },
-    #[error("{checkpoint} holds an unfinished run; finish it with `acgbulk resume {checkpoint}`, or give --restart to start over")]
-    Unfinished { checkpoint: PathBuf },
     #[error(
         "{checkpoint} is from a finished run; there is nothing to resume (results: {results})"
     )]
@@ -117,7 +113,7 @@ pub struct Prepared {
 impl Prepared {
     /// Leaves the rows of accounts the gateway does not have out of the
     /// plan; the results fail them with `AccountNotFound`.
-    pub fn leave_out_accounts(&mut self, missing: Vec<journal::MissingAccount>) {
+    pub fn leave_out_accounts(&mut self, missing: Vec<checkpoint::MissingAccount>) {
         if missing.is_empty() {
             return;
         }
@@ -142,7 +138,7 @@ pub async fn missing_accounts(
     client: &ProvisioningClient,
     prepared: &Prepared,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Vec<journal::MissingAccount>, crate::export::ExportError> {
+) -> Result<Vec<checkpoint::MissingAccount>, crate::export::ExportError> {
     let used: Vec<u32> = {
         let mut used: Vec<u32> = prepared.plan.batches.iter().map(|b| b.account).collect();
         used.dedup();
@@ -157,7 +153,7 @@ pub async fn missing_accounts(
         .into_iter()
         .map(|id| prepared.expanded.accounts[id as usize].as_str())
         .filter(|name| !known.contains(name))
-        .map(|name| journal::MissingAccount {
+        .map(|name| checkpoint::MissingAccount {
             name: name.to_owned(),
             nearest: nearest_account(name, &existing),
         })
@@ -177,6 +173,14 @@ fn nearest_account(name: &str, existing: &[String]) -> Option<String> {
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .filter(|(score, _)| *score >= 0.85)
         .map(|(_, a)| a.clone())
+}
+
+/// Before an import or delete begins: an unfinished run's checkpoint at
+/// `checkpoint` is finished with `acgbulk resume`, not run again, unless
+/// `restart`.
+pub fn refuse_unfinished(checkpoint: &Path, restart: bool) -> Result<(), runner::CheckpointError> {
+    runner::checkpoint::begin::<Entry>(checkpoint, None, restart, runner::Unfinished::Refuse)
+        .map(drop)
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -279,7 +283,7 @@ fn prepare_from(
     };
     let plan = Plan::new(&validated.expanded, options.batch_size);
     let header = Header {
-        version: journal::VERSION,
+        version: checkpoint::VERSION,
         action: options.action,
         input,
         fingerprint,
@@ -326,11 +330,11 @@ pub fn prepare_resume(
         source,
     })?;
     if now != header.fingerprint {
-        return Err(EngineError::InputChanged {
+        return Err(EngineError::Changed(runner::Mismatch::Input {
             input: header.input.clone(),
             was: describe_fingerprint(&header.fingerprint),
             now: describe_fingerprint(&now),
-        });
+        }));
     }
     let mut prepared = prepare(options, &header.endpoint, progress)?;
     prepared.leave_out_accounts(header.missing_accounts.clone());
@@ -387,12 +391,12 @@ pub struct PartDone {
     pub code: Option<String>,
     pub message: Option<String>,
     pub request_id: String,
-    pub sync: Option<String>,
+    pub sync: Option<SyncStates>,
 }
 
 impl PartDone {
-    fn record(&self, b: u32) -> Record {
-        Record::Done {
+    fn entry(&self, b: u32) -> Entry {
+        Entry::Done {
             b,
             lo: self.lo,
             hi: self.hi,
@@ -422,27 +426,23 @@ struct Known {
 }
 
 impl Known {
-    fn from_records(records: &[Record]) -> (Known, bool) {
+    fn from_entries(entries: Vec<Entry>) -> Known {
         let mut known = Known::default();
-        let mut finished = false;
-        for record in records {
-            match record {
-                Record::Header(_) => {}
-                Record::Sent {
+        for entry in entries {
+            match entry {
+                Entry::Sent {
                     b,
                     lo,
                     hi,
                     id,
                     first,
                 } => {
-                    known
-                        .sent
-                        .insert((*b, *lo, *hi), (id.clone(), first.clone()));
+                    known.sent.insert((b, lo, hi), (id, first));
                 }
-                Record::Split { b, lo, hi, .. } => {
-                    known.split.insert((*b, *lo, *hi), ());
+                Entry::Split { b, lo, hi, .. } => {
+                    known.split.insert((b, lo, hi), ());
                 }
-                Record::Done {
+                Entry::Done {
                     b,
                     lo,
                     hi,
@@ -453,24 +453,22 @@ impl Known {
                     req,
                     sync,
                 } => {
-                    known.done.insert(
-                        (*b, *lo, *hi),
-                        PartDone {
-                            lo: *lo,
-                            hi: *hi,
-                            status: *status,
-                            ok: *ok,
-                            code: code.clone(),
-                            message: message.clone(),
-                            request_id: req.clone(),
-                            sync: sync.clone(),
-                        },
-                    );
+                    let done = PartDone {
+                        lo,
+                        hi,
+                        status,
+                        ok,
+                        code,
+                        message,
+                        request_id: req,
+                        sync,
+                    };
+                    known.done.insert((b, lo, hi), done);
                 }
-                Record::Finished { .. } => finished = true,
+                Entry::Header(_) | Entry::Finished { .. } => {}
             }
         }
-        (known, finished)
+        known
     }
 }
 
@@ -502,7 +500,7 @@ pub struct RunSummary {
     pub sync_pending: u64,
     pub stopped: bool,
     /// Why the run stopped early, when it did for a reason of its own.
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     /// The file that could not be written, when that stopped the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unwritable: Option<PathBuf>,
@@ -525,25 +523,40 @@ struct Ctx {
     sheet_header: Arc<HeaderMap>,
     reader: Mutex<Option<RowSource>>,
     client: Arc<ProvisioningClient>,
-    journal: Journal,
+    checkpoint: Checkpoint,
     known: Known,
     retry_failed: bool,
-    stop: watch::Receiver<bool>,
-    /// Set when the run must stop for a reason of its own (a fatal error).
-    halt: watch::Sender<bool>,
-    fatal: Mutex<Option<String>>,
 }
 
-#[derive(Debug)]
-enum PartError {
-    Stopped,
-    Fatal(String),
-    Engine(EngineError),
+/// A unit of an import: positions `lo..hi` of batch `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    b: u32,
+    lo: u32,
+    hi: u32,
 }
 
-impl From<JournalError> for PartError {
-    fn from(e: JournalError) -> Self {
-        PartError::Engine(e.into())
+impl Part {
+    fn halves(self) -> Vec<Part> {
+        let mid = self.lo + (self.hi - self.lo) / 2;
+        vec![Part { hi: mid, ..self }, Part { lo: mid, ..self }]
+    }
+}
+
+type PartStep = Step<Part, (u32, PartDone)>;
+
+impl From<Panicked> for EngineError {
+    fn from(Panicked(message): Panicked) -> Self {
+        EngineError::Fatal(message)
+    }
+}
+
+/// A checkpoint that cannot be written (a full disk) stops the run;
+/// anything else about it is the engine's failure.
+fn journal_unit_error(e: JournalError) -> UnitError<EngineError> {
+    match e.stop_reason() {
+        Some(reason) => UnitError::Stop(reason),
+        None => UnitError::Failed(e.into()),
     }
 }
 
@@ -609,14 +622,14 @@ impl Ctx {
         }
     }
 
-    /// Backend sync letters for a part, from a 200's body.
-    fn sync_letters(
+    /// Backend sync states for a part, from a 200's body.
+    fn sync_states(
         &self,
         b: usize,
         lo: u32,
         hi: u32,
         response: &crate::client::ApiResponse,
-    ) -> Option<String> {
+    ) -> Option<SyncStates> {
         if self.action != Action::Import {
             return None;
         }
@@ -631,194 +644,306 @@ impl Ctx {
                 )
             })
             .collect();
-        let letters = self
+        let states = self
             .plan
             .entries(b, lo as usize, hi as usize)
             .iter()
             .map(|&e| {
-                match by_number.get(e164(self.expanded.entries[e as usize].number).as_str()) {
-                    Some(Some("pending")) => 'p',
-                    Some(Some("synced")) => 's',
-                    Some(Some("failed")) => 'f',
-                    _ => '-',
-                }
+                let number = e164(self.expanded.entries[e as usize].number);
+                by_number
+                    .get(number.as_str())
+                    .copied()
+                    .flatten()
+                    .and_then(ProvisioningStatus::parse_exact)
             })
-            .collect::<String>();
-        Some(letters)
+            .collect();
+        Some(SyncStates(states))
     }
 }
 
-/// Sends positions `lo..hi` of batch `b` until they have a final answer,
-/// halving on a whole-part refusal.
-fn process_part(
-    ctx: Arc<Ctx>,
-    b: u32,
-    lo: u32,
-    hi: u32,
-) -> futures_util::future::BoxFuture<'static, Result<Vec<PartDone>, PartError>> {
-    Box::pin(async move {
-        let key = (b, lo, hi);
-        if let Some(done) = ctx.known.done.get(&key) {
-            if !(ctx.retry_failed && done.unknown()) {
-                return Ok(vec![done.clone()]);
-            }
-        }
-        if ctx.known.split.contains_key(&key) {
-            return split(ctx, b, lo, hi).await;
-        }
-        let (mut id, mut first) = match ctx.known.sent.get(&key) {
-            Some(sent) => sent.clone(),
-            None => {
-                let fresh = new_repeatability();
-                ctx.journal
-                    .append(&Record::Sent {
-                        b,
-                        lo,
-                        hi,
-                        id: fresh.0.clone(),
-                        first: fresh.1.clone(),
-                    })
-                    .await?;
-                fresh
-            }
-        };
-        let body = ctx.body(b as usize, lo, hi).map_err(PartError::Engine)?;
-        let mut stop = ctx.stop.clone();
-        let mut renewed = false;
-        loop {
-            let mut request = ApiRequest::new(Method::POST, ctx.path(b as usize));
-            request.body = Some(body.clone());
-            request.repeatability = Some((id.clone(), first.clone()));
-            let done = match ctx.client.execute(&request, &mut stop).await {
-                Err(ClientError::Stopped) => return Err(PartError::Stopped),
-                Err(
-                    e @ (ClientError::Unauthorized { .. }
-                    | ClientError::Auth(_)
-                    | ClientError::Config(_)),
-                ) => return Err(PartError::Fatal(e.to_string())),
-                Err(e) => PartDone {
-                    lo,
-                    hi,
-                    status: 0,
-                    ok: false,
-                    code: Some("NoAnswer".into()),
-                    message: Some(e.to_string()),
-                    request_id: match &e {
-                        ClientError::Transport { request_id, .. } => request_id.clone(),
-                        _ => String::new(),
-                    },
-                    sync: None,
-                },
-                Ok(response) if response.status.is_success() => PartDone {
-                    lo,
-                    hi,
-                    status: response.status.as_u16(),
-                    ok: true,
-                    code: None,
-                    message: None,
-                    sync: ctx.sync_letters(b as usize, lo, hi, &response),
-                    request_id: response.request_id,
-                },
-                Ok(response) => {
-                    let code = response.error_code();
-                    match (response.status, code.as_deref()) {
-                        (StatusCode::BAD_REQUEST, Some("RepeatabilityFirstSentTooOld"))
-                            if !renewed =>
-                        {
-                            // The service no longer knows the id; the batch
-                            // is an idempotent upsert or delete, so a new id
-                            // is safe.
-                            tracing::warn!("batch {} part {lo}..{hi}: repeatability id expired on the service; sending with a new one", b + 1);
-                            (id, first) = new_repeatability();
-                            ctx.journal
-                                .append(&Record::Sent {
-                                    b,
-                                    lo,
-                                    hi,
-                                    id: id.clone(),
-                                    first: first.clone(),
-                                })
-                                .await?;
-                            renewed = true;
-                            continue;
-                        }
-                        (StatusCode::CONFLICT, Some("RepeatabilityRequestInProgress")) => {
-                            let wait = Duration::from_secs(1);
-                            if crate::client::pacer::sleep_or_stop(wait, &mut stop)
-                                .await
-                                .is_err()
-                            {
-                                return Err(PartError::Stopped);
-                            }
-                            continue;
-                        }
-                        (StatusCode::FORBIDDEN, code) => {
-                            let message = response.error().map(|e| e.message).unwrap_or_default();
-                            let why = if code == Some("AuthorizationFailed")
-                                || message.contains("role")
-                            {
-                                format!("the service refused the credential (403 {}): {message}; give the application the ProvisioningAPI role this command needs", code.unwrap_or(""))
-                            } else {
-                                format!("the service refused this machine (403 {}): {message}; is its address on the gateway's Provisioning API IP allowlist?", code.unwrap_or(""))
-                            };
-                            return Err(PartError::Fatal(why));
-                        }
-                        (StatusCode::BAD_REQUEST | StatusCode::CONFLICT, _) if hi - lo > 1 => {
-                            ctx.journal
-                                .append(&Record::Split {
-                                    b,
-                                    lo,
-                                    hi,
-                                    status: response.status.as_u16(),
-                                    code,
-                                    req: response.request_id.clone(),
-                                })
-                                .await?;
-                            return split(ctx, b, lo, hi).await;
-                        }
-                        _ => {
-                            let (code, message) = explain(&response);
-                            PartDone {
-                                lo,
-                                hi,
-                                status: response.status.as_u16(),
-                                ok: false,
-                                code,
-                                message,
-                                request_id: response.request_id,
-                                sync: None,
-                            }
-                        }
-                    }
-                }
-            };
-            ctx.journal.append(&done.record(b)).await?;
-            return Ok(vec![done]);
-        }
-    })
+/// What a refusal of a part means.
+enum Refusal {
+    /// The service no longer knows the repeatability id: send with a new one.
+    Expired,
+    /// The same id is still being processed: ask again shortly.
+    InProgress,
+    /// Refused as a whole (400/409): send it again in halves.
+    Split { status: u16, code: Option<String> },
+    /// The run cannot go on (403).
+    Fatal(String),
+    /// The final answer.
+    Final(PartDone),
 }
 
-async fn split(ctx: Arc<Ctx>, b: u32, lo: u32, hi: u32) -> Result<Vec<PartDone>, PartError> {
-    let mid = lo + (hi - lo) / 2;
-    let mut parts = process_part(ctx.clone(), b, lo, mid).await?;
-    parts.extend(process_part(ctx, b, mid, hi).await?);
-    Ok(parts)
+fn classify(part: Part, response: crate::client::ApiResponse, renewed: bool) -> Refusal {
+    let code = response.error_code();
+    match (response.status, code.as_deref()) {
+        (StatusCode::BAD_REQUEST, Some("RepeatabilityFirstSentTooOld")) if !renewed => {
+            Refusal::Expired
+        }
+        (StatusCode::CONFLICT, Some("RepeatabilityRequestInProgress")) => Refusal::InProgress,
+        (StatusCode::FORBIDDEN, code) => {
+            let message = response.error().map(|e| e.message).unwrap_or_default();
+            Refusal::Fatal(
+                if code == Some("AuthorizationFailed") || message.contains("role") {
+                    format!("the service refused the credential (403 {}): {message}; give the application the ProvisioningAPI role this command needs", code.unwrap_or(""))
+                } else {
+                    format!("the service refused this machine (403 {}): {message}; is its address on the gateway's Provisioning API IP allowlist?", code.unwrap_or(""))
+                },
+            )
+        }
+        (StatusCode::BAD_REQUEST | StatusCode::CONFLICT, _) if part.hi - part.lo > 1 => {
+            Refusal::Split {
+                status: response.status.as_u16(),
+                code,
+            }
+        }
+        _ => {
+            let (code, message) = explain(&response);
+            Refusal::Final(PartDone {
+                lo: part.lo,
+                hi: part.hi,
+                status: response.status.as_u16(),
+                ok: false,
+                code,
+                message,
+                request_id: response.request_id,
+                sync: None,
+            })
+        }
+    }
+}
+
+/// The repeatability id and first-sent date of `part`: the checkpoint's,
+/// or new ones recorded there first.
+async fn repeatability(
+    ctx: &Ctx,
+    part: Part,
+    renew: bool,
+) -> Result<(String, String), UnitError<EngineError>> {
+    if !renew {
+        if let Some(sent) = ctx.known.sent.get(&(part.b, part.lo, part.hi)) {
+            return Ok(sent.clone());
+        }
+    }
+    let (id, first) = new_repeatability();
+    let sent = Entry::Sent {
+        b: part.b,
+        lo: part.lo,
+        hi: part.hi,
+        id: id.clone(),
+        first: first.clone(),
+    };
+    ctx.checkpoint
+        .append(&sent)
+        .await
+        .map_err(journal_unit_error)?;
+    Ok((id, first))
+}
+
+/// Sends `part` until it has a final answer; a whole-part refusal yields
+/// its halves.
+async fn send_part(
+    ctx: Arc<Ctx>,
+    part: Part,
+    stop: Stop,
+) -> Result<PartStep, UnitError<EngineError>> {
+    let Part { b, lo, hi } = part;
+    if let Some(done) = ctx.known.done.get(&(b, lo, hi)) {
+        if !(ctx.retry_failed && done.unknown()) {
+            return Ok(Step::done((b, done.clone())));
+        }
+    }
+    if ctx.known.split.contains_key(&(b, lo, hi)) {
+        return Ok(Step::yields(part.halves()));
+    }
+    let (mut id, mut first) = repeatability(&ctx, part, false).await?;
+    let body = ctx.body(b as usize, lo, hi).map_err(UnitError::Failed)?;
+    let mut watch = stop.watch();
+    let mut renewed = false;
+    loop {
+        let mut request = ApiRequest::new(Method::POST, ctx.path(b as usize));
+        request.body = Some(body.clone());
+        request.repeatability = Some((id.clone(), first.clone()));
+        let done = match ctx.client.execute(&request, &mut watch).await {
+            Err(ClientError::Stopped) => return Err(UnitError::Stopped),
+            Err(
+                e @ (ClientError::Unauthorized { .. }
+                | ClientError::Auth(_)
+                | ClientError::Config(_)),
+            ) => return Err(UnitError::Stop(StopReason::Refused(e.to_string()))),
+            Err(e) => PartDone {
+                lo,
+                hi,
+                status: 0,
+                ok: false,
+                code: Some("NoAnswer".into()),
+                message: Some(e.to_string()),
+                request_id: match &e {
+                    ClientError::Transport { request_id, .. } => request_id.clone(),
+                    _ => String::new(),
+                },
+                sync: None,
+            },
+            Ok(response) if response.status.is_success() => PartDone {
+                lo,
+                hi,
+                status: response.status.as_u16(),
+                ok: true,
+                code: None,
+                message: None,
+                sync: ctx.sync_states(b as usize, lo, hi, &response),
+                request_id: response.request_id,
+            },
+            Ok(response) => {
+                let req = response.request_id.clone();
+                match classify(part, response, renewed) {
+                    Refusal::Expired => {
+                        // The batch is an idempotent upsert or delete, so a
+                        // new id is safe.
+                        tracing::warn!("batch {} part {lo}..{hi}: repeatability id expired on the service; sending with a new one", b + 1);
+                        (id, first) = repeatability(&ctx, part, true).await?;
+                        renewed = true;
+                        continue;
+                    }
+                    Refusal::InProgress => {
+                        let wait = Duration::from_secs(1);
+                        if crate::client::pacer::sleep_or_stop(wait, &mut watch)
+                            .await
+                            .is_err()
+                        {
+                            return Err(UnitError::Stopped);
+                        }
+                        continue;
+                    }
+                    Refusal::Fatal(why) => return Err(UnitError::Stop(StopReason::Refused(why))),
+                    Refusal::Split { status, code } => {
+                        let split = Entry::Split {
+                            b,
+                            lo,
+                            hi,
+                            status,
+                            code,
+                            req,
+                        };
+                        ctx.checkpoint
+                            .append(&split)
+                            .await
+                            .map_err(journal_unit_error)?;
+                        return Ok(Step::yields(part.halves()));
+                    }
+                    Refusal::Final(done) => done,
+                }
+            }
+        };
+        ctx.checkpoint
+            .append(&done.entry(b))
+            .await
+            .map_err(journal_unit_error)?;
+        return Ok(Step::done((b, done)));
+    }
+}
+
+/// The answers of a run as they come: each batch's parts, the results
+/// file written a batch at a time, and progress.
+struct Tally {
+    outcomes: Vec<Option<Vec<PartDone>>>,
+    /// Parts answered so far of batches not yet whole, and how many
+    /// positions they cover.
+    partial: HashMap<usize, (Vec<PartDone>, u32)>,
+    live: Option<ResultsWriter>,
+    results: PathBuf,
+    done_numbers: u64,
+    total: u64,
+    progress: Progress,
+}
+
+impl Tally {
+    /// Starts the results file with what the checkpoint already answered;
+    /// returns the batches still to send.
+    fn replay(
+        ctx: &Ctx,
+        results: &Path,
+        progress: Progress,
+    ) -> Result<(Tally, Vec<usize>), EngineError> {
+        let write_err = |source| EngineError::Write {
+            path: results.to_owned(),
+            source,
+        };
+        let mut live = ResultsWriter::create_with(results, ctx.expanded.several_sheets())
+            .map_err(write_err)?;
+        let mut tally = Tally {
+            outcomes: vec![None; ctx.plan.batches.len()],
+            partial: HashMap::new(),
+            live: None,
+            results: results.to_owned(),
+            done_numbers: 0,
+            total: ctx.plan.numbers(),
+            progress,
+        };
+        let mut pending = Vec::new();
+        for b in 0..ctx.plan.batches.len() {
+            match known_batch(ctx, b) {
+                Some(parts) => {
+                    write_batch_lines(ctx, b, &parts, &mut live).map_err(write_err)?;
+                    tally.done_numbers += ctx.plan.batches[b].len as u64;
+                    tally.outcomes[b] = Some(parts);
+                }
+                None => pending.push(b),
+            }
+        }
+        live.flush().map_err(write_err)?;
+        tally.live = Some(live);
+        (tally.progress)(tally.done_numbers, tally.total);
+        Ok((tally, pending))
+    }
+
+    /// Takes a part's answer; a batch whole goes to the results file.
+    fn answer(
+        &mut self,
+        ctx: &Ctx,
+        b: usize,
+        part: PartDone,
+    ) -> Result<(), UnitError<EngineError>> {
+        let len = ctx.plan.batches[b].len;
+        let (parts, covered) = self.partial.entry(b).or_default();
+        *covered += part.hi - part.lo;
+        parts.push(part);
+        if *covered < len {
+            return Ok(());
+        }
+        let (mut parts, _) = self.partial.remove(&b).expect("the batch's parts");
+        parts.sort_by_key(|p| p.lo);
+        let mut unwritable = None;
+        // The answer is in the checkpoint: a results file that cannot be
+        // written stops the run, and a resume writes it from the checkpoint.
+        if let Some(writer) = &mut self.live {
+            let written = write_batch_lines(ctx, b, &parts, writer).and_then(|()| writer.flush());
+            if let Err(source) = written {
+                self.live = None;
+                unwritable = Some(StopReason::cannot_write(&self.results, &source));
+            }
+        }
+        self.done_numbers += len as u64;
+        (self.progress)(self.done_numbers, self.total);
+        self.outcomes[b] = Some(parts);
+        unwritable.map_or(Ok(()), |reason| Err(UnitError::Stop(reason)))
+    }
 }
 
 /// Sends every batch of `prepared` not yet answered, then (for imports with
 /// `wait_sync`) waits for backend sync, and writes the results in input
-/// order. `records` are the checkpoint's, when resuming.
+/// order. `entries` are the checkpoint's, when resuming.
 pub async fn execute(
     prepared: Prepared,
     options: &RunOptions,
     client: Arc<ProvisioningClient>,
-    journal: Journal,
-    records: Vec<Record>,
-    stop: watch::Receiver<bool>,
+    checkpoint: Checkpoint,
+    entries: Vec<Entry>,
+    stop: &Stop,
     progress: Progress,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
-    let (known, _) = Known::from_records(&records);
     let reader = match prepared.header.action {
         Action::Import if !prepared.plan.batches.is_empty() => Some(RowSource {
             reader: RowReader::open(
@@ -830,20 +955,6 @@ pub async fn execute(
         }),
         _ => None,
     };
-    let (halt, halted) = watch::channel(false);
-    // A stop from the user or from the run itself.
-    let (either_tx, either) = watch::channel(false);
-    {
-        let mut user = stop.clone();
-        let mut own = halted.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = user.wait_for(|s| *s) => {}
-                _ = own.wait_for(|s| *s) => {}
-            }
-            let _ = either_tx.send(true);
-        });
-    }
     let ctx = Arc::new(Ctx {
         action: prepared.header.action,
         plan: prepared.plan,
@@ -851,157 +962,43 @@ pub async fn execute(
         sheet_header: prepared.sheet_header,
         reader: Mutex::new(reader),
         client: client.clone(),
-        journal,
-        known,
+        checkpoint,
+        known: Known::from_entries(entries),
         retry_failed: options.retry_failed,
-        stop: either.clone(),
-        halt,
-        fatal: Mutex::new(None),
     });
     let header = prepared.header;
-    let total = ctx.plan.numbers();
-    let done_numbers = Arc::new(AtomicU64::new(0));
-    let mut outcomes: Vec<Option<Vec<PartDone>>> = vec![None; ctx.plan.batches.len()];
-
-    // The results file as the run goes: what the checkpoint already holds,
-    // then each batch as it is answered.
-    let results_path = header.results.clone();
-    let write_err = |source| EngineError::Write {
-        path: results_path.clone(),
-        source,
-    };
-    let mut live = ResultsWriter::create_with(&header.results, ctx.expanded.several_sheets())
-        .map_err(write_err)?;
-    let mut pending = Vec::new();
-    for (b, outcome) in outcomes.iter_mut().enumerate() {
-        match known_batch(&ctx, b) {
-            Some(parts) => {
-                write_batch_lines(&ctx, b, &parts, &mut live, header.action).map_err(write_err)?;
-                done_numbers.fetch_add(ctx.plan.batches[b].len as u64, Ordering::Relaxed);
-                *outcome = Some(parts);
-            }
-            None => pending.push(b),
-        }
-    }
-    live.flush().map_err(write_err)?;
-    let mut live = Some(live);
-    progress(done_numbers.load(Ordering::Relaxed), total);
-
-    let done_before = done_numbers.load(Ordering::Relaxed);
+    let (mut tally, pending) = Tally::replay(&ctx, &header.results, progress)?;
+    let done_before = tally.done_numbers;
     let sending = Instant::now();
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut launched = pending.into_iter();
-    let mut engine_error: Option<EngineError> = None;
-    let handle =
-        |result: Result<(usize, Result<Vec<PartDone>, PartError>), tokio::task::JoinError>,
-         outcomes: &mut Vec<Option<Vec<PartDone>>>,
-         live: &mut Option<ResultsWriter>,
-         engine_error: &mut Option<EngineError>| {
-            match result {
-                Ok((b, Ok(parts))) => {
-                    // The answer is in the checkpoint: a results file that
-                    // cannot be written stops the run, and a resume writes
-                    // it from the checkpoint.
-                    if let Some(writer) = live {
-                        let written = write_batch_lines(&ctx, b, &parts, writer, header.action)
-                            .and_then(|()| writer.flush());
-                        if let Err(source) = written {
-                            *live = None;
-                            if engine_error.is_none() {
-                                *engine_error = Some(write_err(source));
-                            }
-                            let _ = ctx.halt.send(true);
-                        }
-                    }
-                    done_numbers.fetch_add(ctx.plan.batches[b].len as u64, Ordering::Relaxed);
-                    progress(done_numbers.load(Ordering::Relaxed), total);
-                    outcomes[b] = Some(parts);
-                }
-                Ok((_, Err(PartError::Stopped))) => {}
-                Ok((_, Err(PartError::Fatal(message)))) => {
-                    let mut fatal = ctx.fatal.lock().expect("lock");
-                    if fatal.is_none() {
-                        tracing::error!("{message}");
-                        *fatal = Some(message);
-                    }
-                    let _ = ctx.halt.send(true);
-                }
-                Ok((_, Err(PartError::Engine(e)))) => {
-                    if engine_error.is_none() {
-                        *engine_error = Some(e);
-                    }
-                    let _ = ctx.halt.send(true);
-                }
-                Err(join) if join.is_cancelled() => {}
-                Err(join) => {
-                    if engine_error.is_none() {
-                        *engine_error =
-                            Some(EngineError::Fatal(format!("a batch task failed: {join}")));
-                    }
-                    let _ = ctx.halt.send(true);
-                }
-            }
-        };
-    let mut either_wait = either.clone();
-    loop {
-        if *either.borrow() {
-            break;
-        }
-        let Some(b) = launched.next() else { break };
-        let permit = tokio::select! {
-            permit = semaphore.clone().acquire_owned() => permit.expect("semaphore open"),
-            _ = either_wait.wait_for(|s| *s) => break,
-        };
-        let ctx2 = ctx.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            let len = ctx2.plan.batches[b].len;
-            (b, process_part(ctx2, b as u32, 0, len).await)
-        });
-        while let Some(result) = tasks.try_join_next() {
-            handle(result, &mut outcomes, &mut live, &mut engine_error);
-        }
-    }
-    if *either.borrow() {
-        // Answers in flight may still arrive: give them a moment.
-        let deadline = tokio::time::Instant::now() + options.grace;
-        while !tasks.is_empty() {
-            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
-                Ok(Some(result)) => handle(result, &mut outcomes, &mut live, &mut engine_error),
-                Ok(None) => break,
-                Err(_) => {
-                    tasks.abort_all();
-                    while let Some(result) = tasks.join_next().await {
-                        handle(result, &mut outcomes, &mut live, &mut engine_error);
-                    }
-                }
-            }
-        }
-    } else {
-        while let Some(result) = tasks.join_next().await {
-            handle(result, &mut outcomes, &mut live, &mut engine_error);
-        }
-    }
+    let units = pending.into_iter().map(|b| Part {
+        b: b as u32,
+        lo: 0,
+        hi: ctx.plan.batches[b].len,
+    });
+    let limits = Limits {
+        concurrency: options.concurrency,
+        grace: Some(options.grace),
+    };
+    let work = |part, stop| send_part(ctx.clone(), part, stop);
+    let ran = runner::run(units, limits, stop, work, |(b, part)| {
+        tally.answer(&ctx, b as usize, part)
+    })
+    .await;
     let send_seconds = sending.elapsed().as_secs_f64();
-    let sent = done_numbers.load(Ordering::Relaxed) - done_before;
-    drop(live);
-    // A file that cannot be written (a full disk) stops the run like a
-    // signal: what was answered is in the checkpoint, and a resume goes on
-    // once there is room. Any other failure is the engine's own.
-    let unwritable = engine_error.take_if(|e| e.unwritable().is_some());
-    if let Some(error) = engine_error {
+    let sent = tally.done_numbers - done_before;
+    drop(tally.live.take());
+    if let Some(error) = ran.error {
         return Err(error);
     }
-    let user_stopped = *stop.borrow();
-    let fatal = ctx.fatal.lock().expect("lock").clone();
+    let outcomes = tally.outcomes;
     let complete = outcomes.iter().all(Option::is_some);
+    let stop_reason = ran.stopped.filter(|_| !complete);
 
     // Backend sync, for an import that got through.
     let mut sync_state = sync::SyncState::from_outcomes(&ctx.plan, &ctx.expanded, &outcomes);
     if options.wait_sync && complete && header.action == Action::Import && sync_state.pending() > 0
     {
-        let mut stop = either.clone();
+        let mut stop = stop.watch();
         let deadline = Instant::now() + options.sync_timeout;
         sync::wait(
             &client,
@@ -1018,34 +1015,28 @@ pub async fn execute(
         action: header.action.label().to_owned(),
         input: header.input.clone(),
         results: header.results.clone(),
-        checkpoint: ctx.journal.path().to_owned(),
+        checkpoint: ctx.checkpoint.path().to_owned(),
         report: header.report.clone(),
         batches: ctx.plan.batches.len() as u64,
         stopped: !complete,
-        stop_reason: unwritable
+        unwritable: stop_reason
             .as_ref()
-            .filter(|_| !complete)
-            .map(ToString::to_string)
-            .or_else(|| fatal.clone())
-            .or_else(|| user_stopped.then(|| "stopped by a signal".to_owned())),
-        unwritable: unwritable
-            .as_ref()
-            .filter(|_| !complete)
-            .and_then(|e| e.unwritable())
+            .and_then(StopReason::file)
             .map(Path::to_owned),
+        stop_reason,
         ..RunSummary::default()
     };
     if let Err(error) = write_final(&ctx, &header, &outcomes, &sync_state, &mut summary) {
-        match unwritable {
+        match summary.unwritable {
             // The run is already stopping for a file it could not write;
             // the results are written again on resume. Count without them.
-            Some(_) if !complete => count_outcomes(&ctx, &outcomes, &mut summary),
-            _ => return Err(error),
+            Some(_) => count_outcomes(&ctx, &outcomes, &mut summary),
+            None => return Err(error),
         }
     }
     if complete {
-        ctx.journal
-            .append(&Record::Finished { at: now_rfc3339() })
+        ctx.checkpoint
+            .append(&Entry::Finished { at: now_rfc3339() })
             .await?;
     }
     let counters = &client.counters;
@@ -1140,29 +1131,14 @@ fn known_batch(ctx: &Ctx, b: usize) -> Option<Vec<PartDone>> {
     collect(ctx, b as u32, 0, ctx.plan.batches[b].len, &mut parts).then_some(parts)
 }
 
-fn sync_label(letter: char) -> Option<&'static str> {
-    match letter {
-        'p' => Some("pending"),
-        's' => Some("synced"),
-        'f' => Some("failed"),
-        _ => None,
-    }
-}
-
 fn write_batch_lines(
     ctx: &Ctx,
     b: usize,
     parts: &[PartDone],
     out: &mut ResultsWriter,
-    action: Action,
 ) -> std::io::Result<()> {
     let account = &ctx.expanded.accounts[ctx.plan.batches[b].account as usize];
     for part in parts {
-        let letters: Vec<char> = part
-            .sync
-            .as_deref()
-            .map(|s| s.chars().collect())
-            .unwrap_or_default();
         for (k, &e) in ctx
             .plan
             .entries(b, part.lo as usize, part.hi as usize)
@@ -1177,7 +1153,7 @@ fn write_batch_lines(
                 row: row.row,
                 telephone_number: &number,
                 account,
-                action: action.label(),
+                action: ctx.action.label(),
                 outcome: Some(if part.ok {
                     Outcome::Ok
                 } else {
@@ -1186,7 +1162,11 @@ fn write_batch_lines(
                 http_status: Some(part.status),
                 error_code: part.code.as_deref(),
                 error_message: part.message.as_deref(),
-                sync: letters.get(k).copied().and_then(sync_label),
+                sync: part
+                    .sync
+                    .as_ref()
+                    .and_then(|s| s.get(k))
+                    .map(ProvisioningStatus::as_str),
                 batch: Some(b as u32 + 1),
                 request_id: Some(&part.request_id),
             })?;
@@ -1216,6 +1196,212 @@ fn count_outcomes(ctx: &Ctx, outcomes: &[Option<Vec<PartDone>>], summary: &mut R
     summary.skipped = summary.numbers - summary.invalid - ok - failed;
 }
 
+/// Outcomes counted as the final results are written: ok, invalid,
+/// failed, skipped.
+#[derive(Default)]
+struct Counts([u64; 4]);
+
+/// What the final results need beyond the answers: invalid rows' words,
+/// missing accounts, backend sync learnt by polling.
+struct FinalResults<'a> {
+    ctx: &'a Ctx,
+    outcomes: &'a [Option<Vec<PartDone>>],
+    sync_state: &'a sync::SyncState,
+    /// Where each planned entry sits: its batch and position.
+    place: Vec<(u32, u32)>,
+    again: Option<RowsAgain>,
+    rules: Option<crate::validate::RowRules<'a>>,
+    duplicates: Option<pipeline::DuplicateIndex>,
+    missing: HashMap<u32, String>,
+    not_sent: String,
+    counts: Counts,
+}
+
+impl<'a> FinalResults<'a> {
+    fn new(
+        ctx: &'a Ctx,
+        header: &'a Header,
+        outcomes: &'a [Option<Vec<PartDone>>],
+        sync_state: &'a sync::SyncState,
+        stop_reason: Option<&StopReason>,
+    ) -> FinalResults<'a> {
+        let mut place = vec![(u32::MAX, 0u32); ctx.expanded.entries.len()];
+        for (b, batch) in ctx.plan.batches.iter().enumerate() {
+            for (k, &e) in ctx
+                .plan
+                .entries(b, 0, batch.len as usize)
+                .iter()
+                .enumerate()
+            {
+                place[e as usize] = (b as u32, k as u32);
+            }
+        }
+        // The words of invalid numbers' errors are not kept in memory: their
+        // rows are read again, in order, and checked again.
+        let invalid_entries = ctx.expanded.invalid_count() > 0
+            || ctx.expanded.entries.iter().any(|e| e.account == NO_ACCOUNT);
+        let again = invalid_entries
+            .then(|| {
+                RowsAgain::open(header)
+                    .inspect_err(|e| tracing::warn!("cannot read rows again for the results: {e}"))
+                    .ok()
+            })
+            .flatten();
+        let missing = header
+            .missing_accounts
+            .iter()
+            .filter_map(|m| {
+                let id = ctx.expanded.accounts.iter().position(|a| *a == m.name)?;
+                Some((id as u32, m.message()))
+            })
+            .collect();
+        FinalResults {
+            ctx,
+            outcomes,
+            sync_state,
+            place,
+            again,
+            rules: crate::validate::RowRules::new(&ctx.sheet_header, &header.rules).ok(),
+            duplicates: invalid_entries
+                .then(|| pipeline::DuplicateIndex::of_duplicates(&ctx.expanded)),
+            missing,
+            not_sent: stop_reason.map_or_else(
+                || "not sent: the run stopped early; resume it to send".to_owned(),
+                ToString::to_string,
+            ),
+            counts: Counts::default(),
+        }
+    }
+
+    /// An entry's line, with its place in the sheet.
+    fn line(&self, e: usize) -> ResultLine<'a> {
+        let expanded = &self.ctx.expanded;
+        let row = &expanded.rows[expanded.entries[e].row as usize];
+        ResultLine {
+            sheet: expanded.sheet_of(row),
+            row: row.row,
+            action: self.ctx.action.label(),
+            ..ResultLine::default()
+        }
+    }
+
+    /// The line of an invalid entry, with the words of its first error.
+    fn invalid(&mut self, e: usize, out: &mut ResultsWriter) -> std::io::Result<()> {
+        let ctx = self.ctx;
+        let mut line = self.line(e);
+        let entry = ctx.expanded.entries[e];
+        let row = ctx.expanded.rows[entry.row as usize];
+        let mut number = if entry.number == 0 {
+            String::new()
+        } else {
+            e164(entry.number)
+        };
+        let mut account = ctx.expanded.account_of(&entry).unwrap_or("").to_owned();
+        let checked = self
+            .again
+            .as_mut()
+            .zip(self.rules.as_ref())
+            .and_then(|(again, rules)| again.check(row.at, rules));
+        if let Some((raw, _)) = checked {
+            if number.is_empty() {
+                number = crate::validate::number_text(raw, &ctx.sheet_header);
+            }
+            if account.is_empty() {
+                account = raw
+                    .get(&ctx.sheet_header, crate::sheet::Column::AccountName)
+                    .unwrap_or("")
+                    .to_owned();
+            }
+        }
+        line.outcome = Some(Outcome::Invalid);
+        let duplicate;
+        if let Some((code, _)) = ctx.expanded.error_of(e) {
+            line.error_code = Some(code.as_str());
+            let first = match code {
+                crate::validate::Code::Duplicate => {
+                    duplicate = self
+                        .duplicates
+                        .as_ref()
+                        .and_then(|d| d.finding(&ctx.expanded, e));
+                    duplicate.as_ref()
+                }
+                _ => checked.and_then(|(_, check)| pipeline::first_error(&ctx.expanded, e, check)),
+            };
+            line.error_message = Some(match first {
+                Some(finding) => &finding.message,
+                None => "see the validation report",
+            });
+        }
+        self.counts.0[1] += 1;
+        line.telephone_number = &number;
+        line.account = &account;
+        out.write(&line)
+    }
+
+    /// The line of a planned entry: its answer, or why it has none.
+    fn planned(&mut self, e: usize, out: &mut ResultsWriter) -> std::io::Result<()> {
+        let ctx = self.ctx;
+        let mut line = self.line(e);
+        let entry = ctx.expanded.entries[e];
+        let number = if entry.number == 0 {
+            String::new()
+        } else {
+            e164(entry.number)
+        };
+        let account = ctx.expanded.account_of(&entry).unwrap_or("");
+        line.telephone_number = &number;
+        line.account = account;
+        if let Some(missing) = self.missing.get(&entry.account) {
+            line.outcome = Some(Outcome::Failed);
+            line.error_code = Some("AccountNotFound");
+            line.error_message = Some(missing);
+            self.counts.0[2] += 1;
+            return out.write(&line);
+        }
+        let (b, k) = self.place[e];
+        line.batch = Some(b + 1);
+        let Some(parts) = self.outcomes[b as usize].as_ref() else {
+            line.outcome = Some(Outcome::Skipped);
+            line.error_message = Some(&self.not_sent);
+            self.counts.0[3] += 1;
+            return out.write(&line);
+        };
+        let part = parts
+            .iter()
+            .find(|p| p.lo <= k && k < p.hi)
+            .expect("parts cover the batch");
+        line.http_status = Some(part.status);
+        line.request_id = Some(&part.request_id);
+        line.error_code = part.code.as_deref();
+        line.error_message = part.message.as_deref();
+        let answered = part
+            .sync
+            .as_ref()
+            .and_then(|s| s.get((k - part.lo) as usize));
+        let (state, errors) = match self.sync_state.status(e as u32) {
+            Some(learnt) => learnt,
+            None => (answered, None),
+        };
+        line.sync = state.map(ProvisioningStatus::as_str);
+        let sync_failure;
+        if part.ok && state == Some(ProvisioningStatus::Failed) {
+            // The write was taken but the backend failed it.
+            line.outcome = Some(Outcome::Failed);
+            sync_failure = sync::first_error(&errors.unwrap_or_default());
+            line.error_code = Some(&sync_failure.0);
+            line.error_message = Some(&sync_failure.1);
+            self.counts.0[2] += 1;
+        } else if part.ok {
+            line.outcome = Some(Outcome::Ok);
+            self.counts.0[0] += 1;
+        } else {
+            line.outcome = Some(Outcome::Failed);
+            self.counts.0[2] += 1;
+        }
+        out.write(&line)
+    }
+}
+
 /// Rewrites the results in input order, counting outcomes into `summary`.
 fn write_final(
     ctx: &Ctx,
@@ -1224,165 +1410,20 @@ fn write_final(
     sync_state: &sync::SyncState,
     summary: &mut RunSummary,
 ) -> Result<(), EngineError> {
-    // Where each planned entry sits: its batch and position.
-    let mut place = vec![(u32::MAX, 0u32); ctx.expanded.entries.len()];
-    for (b, batch) in ctx.plan.batches.iter().enumerate() {
-        for (k, &e) in ctx
-            .plan
-            .entries(b, 0, batch.len as usize)
-            .iter()
-            .enumerate()
-        {
-            place[e as usize] = (b as u32, k as u32);
-        }
-    }
-    // The words of invalid numbers' errors are not kept in memory: their
-    // rows are read again, in order, and checked again.
-    let invalid_entries = ctx.expanded.invalid_count() > 0
-        || ctx.expanded.entries.iter().any(|e| e.account == NO_ACCOUNT);
-    let mut again = if invalid_entries {
-        match RowsAgain::open(header) {
-            Ok(again) => Some(again),
-            Err(e) => {
-                tracing::warn!("cannot read rows again for the results: {e}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let rules = crate::validate::RowRules::new(&ctx.sheet_header, &header.rules).ok();
-    let duplicates =
-        invalid_entries.then(|| pipeline::DuplicateIndex::of_duplicates(&ctx.expanded));
-    let stop_reason = summary.stop_reason.clone();
-    let action = header.action.label();
-    let mut counts = [0u64; 4];
-    let missing_messages: HashMap<u32, String> = header
-        .missing_accounts
-        .iter()
-        .filter_map(|m| {
-            let id = ctx.expanded.accounts.iter().position(|a| *a == m.name)?;
-            Some((id as u32, m.message()))
-        })
-        .collect();
+    let mut lines = FinalResults::new(
+        ctx,
+        header,
+        outcomes,
+        sync_state,
+        summary.stop_reason.as_ref(),
+    );
     results::write_atomically(&header.results, ctx.expanded.several_sheets(), |out| {
         for (e, entry) in ctx.expanded.entries.iter().enumerate() {
-            let row = ctx.expanded.rows[entry.row as usize];
-            let mut number = if entry.number == 0 {
-                String::new()
-            } else {
-                e164(entry.number)
-            };
-            let mut account = ctx.expanded.account_of(entry).unwrap_or("").to_owned();
-            let mut line = ResultLine {
-                sheet: ctx.expanded.sheet_of(&row),
-                row: row.row,
-                action,
-                ..ResultLine::default()
-            };
-            let (b, k) = place[e];
-            let sync_text;
-            let errors_text;
             if ctx.expanded.is_invalid(e) || entry.account == NO_ACCOUNT {
-                let checked = again
-                    .as_mut()
-                    .zip(rules.as_ref())
-                    .and_then(|(again, rules)| again.check(row.at, rules));
-                if let Some((raw, _)) = checked {
-                    if number.is_empty() {
-                        number = crate::validate::number_text(raw, &ctx.sheet_header);
-                    }
-                    if account.is_empty() {
-                        account = raw
-                            .get(&ctx.sheet_header, crate::sheet::Column::AccountName)
-                            .unwrap_or("")
-                            .to_owned();
-                    }
-                }
-                line.outcome = Some(Outcome::Invalid);
-                let duplicate;
-                if let Some((code, _)) = ctx.expanded.error_of(e) {
-                    line.error_code = Some(code.as_str());
-                    let first = match code {
-                        crate::validate::Code::Duplicate => {
-                            duplicate = duplicates
-                                .as_ref()
-                                .and_then(|d| d.finding(&ctx.expanded, e));
-                            duplicate.as_ref()
-                        }
-                        _ => checked
-                            .and_then(|(_, check)| pipeline::first_error(&ctx.expanded, e, check)),
-                    };
-                    line.error_message = Some(match first {
-                        Some(finding) => &finding.message,
-                        None => "see the validation report",
-                    });
-                }
-                counts[1] += 1;
-                line.telephone_number = &number;
-                line.account = &account;
-                out.write(&line)?;
-                continue;
+                lines.invalid(e, out)?;
+            } else {
+                lines.planned(e, out)?;
             }
-            if let Some(missing) = missing_messages.get(&entry.account) {
-                line.outcome = Some(Outcome::Failed);
-                line.error_code = Some("AccountNotFound");
-                line.error_message = Some(missing);
-                counts[2] += 1;
-                line.telephone_number = &number;
-                line.account = &account;
-                out.write(&line)?;
-                continue;
-            }
-            match outcomes[b as usize].as_ref() {
-                None => {
-                    line.outcome = Some(Outcome::Skipped);
-                    line.error_message = Some(
-                        stop_reason
-                            .as_deref()
-                            .unwrap_or("not sent: the run stopped early; resume it to send"),
-                    );
-                    line.batch = Some(b + 1);
-                    counts[3] += 1;
-                }
-                Some(parts) => {
-                    let part = parts
-                        .iter()
-                        .find(|p| p.lo <= k && k < p.hi)
-                        .expect("parts cover the batch");
-                    line.http_status = Some(part.status);
-                    line.batch = Some(b + 1);
-                    line.request_id = Some(&part.request_id);
-                    line.error_code = part.code.as_deref();
-                    line.error_message = part.message.as_deref();
-                    let letter = part
-                        .sync
-                        .as_deref()
-                        .and_then(|s| s.chars().nth((k - part.lo) as usize))
-                        .unwrap_or('-');
-                    let (letter, errors) = sync_state.status(e as u32).unwrap_or((letter, None));
-                    line.sync = sync_label(letter);
-                    if part.ok && letter == 'f' {
-                        // The write was taken but the backend failed it.
-                        line.outcome = Some(Outcome::Failed);
-                        errors_text = errors.unwrap_or_default();
-                        let (code, message) = sync::first_error(&errors_text);
-                        sync_text = (code, message);
-                        line.error_code = Some(&sync_text.0);
-                        line.error_message = Some(&sync_text.1);
-                        counts[2] += 1;
-                    } else if part.ok {
-                        line.outcome = Some(Outcome::Ok);
-                        counts[0] += 1;
-                    } else {
-                        line.outcome = Some(Outcome::Failed);
-                        counts[2] += 1;
-                    }
-                }
-            }
-            line.telephone_number = &number;
-            line.account = &account;
-            out.write(&line)?;
         }
         Ok(())
     })
@@ -1390,10 +1431,11 @@ fn write_final(
         path: header.results.clone(),
         source,
     })?;
+    let [ok, invalid, failed, skipped] = lines.counts.0;
     summary.numbers = ctx.expanded.entries.len() as u64;
-    summary.ok = counts[0];
-    summary.invalid = counts[1];
-    summary.failed = counts[2];
-    summary.skipped = counts[3];
+    summary.ok = ok;
+    summary.invalid = invalid;
+    summary.failed = failed;
+    summary.skipped = skipped;
     Ok(())
 }

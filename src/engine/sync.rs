@@ -5,7 +5,7 @@
 use super::PartDone;
 use crate::client::pacer::sleep_or_stop;
 use crate::client::{ApiRequest, ProvisioningClient};
-use crate::model::{Number, Page};
+use crate::model::{Number, Page, ProvisioningStatus};
 use crate::plan::Plan;
 use crate::validate::pipeline::Expanded;
 use reqwest::Method;
@@ -20,8 +20,9 @@ pub struct SyncState {
     /// Numbers still pending: number to entry.
     pending: FxHashMap<u64, u32>,
     accounts: BTreeSet<u32>,
-    /// What polling found, by entry: letter and the backend's errors (JSON).
-    found: FxHashMap<u32, (char, Option<String>)>,
+    /// What polling found, by entry: the state and the backend's errors
+    /// (JSON).
+    found: FxHashMap<u32, (Option<ProvisioningStatus>, Option<String>)>,
 }
 
 impl SyncState {
@@ -33,13 +34,13 @@ impl SyncState {
         let mut state = SyncState::default();
         for (b, parts) in outcomes.iter().enumerate() {
             for part in parts.iter().flatten() {
-                let Some(letters) = &part.sync else { continue };
-                for (&e, letter) in plan
+                let Some(states) = &part.sync else { continue };
+                for (&e, answered) in plan
                     .entries(b, part.lo as usize, part.hi as usize)
                     .iter()
-                    .zip(letters.chars())
+                    .zip(&states.0)
                 {
-                    if letter == 'p' {
+                    if *answered == Some(ProvisioningStatus::Pending) {
                         state.pending.insert(expanded.entries[e as usize].number, e);
                         state.accounts.insert(plan.batches[b].account);
                     }
@@ -54,7 +55,7 @@ impl SyncState {
     }
 
     /// What polling learnt of `entry`, if anything.
-    pub fn status(&self, entry: u32) -> Option<(char, Option<String>)> {
+    pub fn status(&self, entry: u32) -> Option<(Option<ProvisioningStatus>, Option<String>)> {
         self.found.get(&entry).cloned()
     }
 
@@ -69,17 +70,18 @@ impl SyncState {
         let Some(&entry) = self.pending.get(&digits) else {
             return;
         };
-        let letter = match number.service_provisioning_status.as_deref() {
-            Some("pending") => return,
-            Some("synced") => 's',
-            Some("failed") => 'f',
-            _ => '-',
-        };
+        let state = number
+            .service_provisioning_status
+            .as_deref()
+            .and_then(ProvisioningStatus::parse_exact);
+        if state == Some(ProvisioningStatus::Pending) {
+            return;
+        }
         let errors = number
             .service_provisioning_errors
             .as_ref()
             .map(|e| serde_json::to_string(e).expect("serializes"));
-        self.found.insert(entry, (letter, errors));
+        self.found.insert(entry, (state, errors));
         self.pending.remove(&digits);
     }
 }

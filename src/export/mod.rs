@@ -12,20 +12,24 @@ pub mod rows;
 
 use crate::client::{ApiRequest, ClientError, ProvisioningClient};
 use crate::csvconf;
-use crate::journal::{Journal, JournalError};
+use crate::journal::JournalError;
 use crate::model::{Account, CivicAddress, Number, Page, RequestForInformation};
+use crate::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch, Unfinished};
+use crate::runner::{self, Limits, Panicked, Step, Stop, StopReason, UnitError};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 
-/// What to export.
+/// The collection an export pages through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Kind {
+pub enum Collection {
     Numbers,
     Accounts,
     Rfis,
@@ -41,7 +45,7 @@ pub enum Format {
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    pub kind: Kind,
+    pub collection: Collection,
     /// Restrict numbers and civic addresses to these accounts.
     pub accounts: Vec<String>,
     pub out: PathBuf,
@@ -71,13 +75,13 @@ pub enum ExportError {
         code: Option<String>,
         message: Option<String>,
     },
-    #[error(
-        "{checkpoint} belongs to another export ({differs}); give --restart to start this one over"
-    )]
+    #[error("{} belongs to another export ({mismatch}); give --restart to start this one over", checkpoint.display())]
     Mismatch {
         checkpoint: PathBuf,
-        differs: String,
+        mismatch: Mismatch,
     },
+    #[error("{0}")]
+    Fatal(String),
 }
 
 impl ExportError {
@@ -92,20 +96,37 @@ impl ExportError {
     }
 }
 
+/// What an export is: the first line of its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportHeader {
+    kind: Collection,
+    accounts: Vec<String>,
+    /// The collections to page through, in order (paths).
+    sources: Vec<String>,
+    out: PathBuf,
+    format: Format,
+    page_size: usize,
+    endpoint: String,
+    created: String,
+}
+
+impl checkpoint::Header for ExportHeader {
+    /// The sources follow from the rest (and, for the civic addresses of
+    /// every account, would cost a listing to know).
+    fn differs_from(&self, this_run: &Self) -> Option<Mismatch> {
+        Mismatch::setting("collection", &self.kind, &this_run.kind)
+            .or_else(|| Mismatch::setting("accounts", &self.accounts, &this_run.accounts))
+            .or_else(|| Mismatch::setting("output", &self.out, &this_run.out))
+            .or_else(|| Mismatch::setting("format", &self.format, &this_run.format))
+            .or_else(|| Mismatch::setting("page size", &self.page_size, &this_run.page_size))
+    }
+}
+
+/// One line of an export's checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "camelCase")]
-enum Record {
-    Header {
-        kind: Kind,
-        accounts: Vec<String>,
-        /// The collections to page through, in order (paths).
-        sources: Vec<String>,
-        out: PathBuf,
-        format: Format,
-        page_size: usize,
-        endpoint: String,
-        created: String,
-    },
+enum Entry {
+    Header(ExportHeader),
     /// After this page: continue with `next` in source `source` (`None`: the
     /// source is done); `rows` rows and `bytes` bytes are in the file.
     Page {
@@ -117,6 +138,25 @@ enum Record {
     Finished {
         rows: u64,
     },
+}
+
+impl checkpoint::Line for Entry {
+    type Header = ExportHeader;
+
+    fn from_header(header: ExportHeader) -> Self {
+        Entry::Header(header)
+    }
+
+    fn into_header(self) -> Option<ExportHeader> {
+        match self {
+            Entry::Header(header) => Some(header),
+            _ => None,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(self, Entry::Finished { .. })
+    }
 }
 
 /// What an export did.
@@ -132,27 +172,32 @@ pub struct ExportSummary {
     /// It went on from an earlier, stopped export.
     pub resumed: bool,
     pub stopped: bool,
+    /// Why the export stopped early, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
 }
 
 fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Numbers => "numbers",
-        Kind::Accounts => "accounts",
-        Kind::Rfis => "rfis",
-        Kind::CivicAddresses => "civic-addresses",
+impl Collection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::Numbers => "numbers",
+            Collection::Accounts => "accounts",
+            Collection::Rfis => "rfis",
+            Collection::CivicAddresses => "civic-addresses",
+        }
     }
 }
 
-fn headings(kind: Kind) -> Vec<String> {
-    match kind {
-        Kind::Numbers => rows::number_headings(),
-        Kind::Accounts => rows::account_headings(),
-        Kind::Rfis => rows::rfi_headings(),
-        Kind::CivicAddresses => rows::civic_headings(),
+fn headings(collection: Collection) -> Vec<String> {
+    match collection {
+        Collection::Numbers => rows::number_headings(),
+        Collection::Accounts => rows::account_headings(),
+        Collection::Rfis => rows::rfi_headings(),
+        Collection::CivicAddresses => rows::civic_headings(),
     }
 }
 
@@ -249,190 +294,51 @@ impl Output {
     }
 }
 
-/// Runs (or continues) an export. `progress` gets the rows written and,
-/// once the service has said, the total.
-pub async fn export(
-    client: &ProvisioningClient,
-    options: &ExportOptions,
-    endpoint: &str,
-    mut stop: watch::Receiver<bool>,
-    progress: &(dyn Fn(u64, Option<u64>) + Sync),
-) -> Result<ExportSummary, ExportError> {
-    let started = Instant::now();
-    let data_path = match options.format {
-        Format::Csv => options.out.clone(),
-        Format::Xlsx => {
-            let mut name = options.out.clone().into_os_string();
-            name.push(".partial.csv");
-            PathBuf::from(name)
-        }
-    };
-    let previous: Option<Vec<Record>> = match Journal::read::<Record>(&options.checkpoint) {
-        Ok(records)
-            if !options.restart
-                && !records.iter().any(|r| matches!(r, Record::Finished { .. })) =>
-        {
-            Some(records)
-        }
-        _ => None,
-    };
-    let mut resumed = false;
-    let (journal, sources, mut source, mut next, mut rows, mut output) = match previous {
-        Some(records) if !records.is_empty() => {
-            let (journal, records) = Journal::open::<Record>(&options.checkpoint)?;
-            let Some(Record::Header {
-                kind,
-                accounts,
-                sources,
-                out,
-                format,
-                page_size,
-                ..
-            }) = records.first().cloned()
-            else {
-                return Err(JournalError::NoHeader {
-                    path: options.checkpoint.clone(),
-                }
-                .into());
-            };
-            let differs = if kind != options.kind {
-                Some(format!("it exports {}", kind_name(kind)))
-            } else if accounts != options.accounts {
-                Some("other accounts".to_owned())
-            } else if out != options.out || format != options.format {
-                Some("another output".to_owned())
-            } else if page_size != options.page_size {
-                Some("another page size".to_owned())
-            } else {
-                None
-            };
-            if let Some(differs) = differs {
-                return Err(ExportError::Mismatch {
-                    checkpoint: options.checkpoint.clone(),
-                    differs,
-                });
-            }
-            let Some(Record::Page {
-                source,
-                next,
-                rows,
-                bytes,
-            }) = records
-                .iter()
-                .rev()
-                .find(|r| matches!(r, Record::Page { .. }))
-                .cloned()
-            else {
-                return Err(JournalError::NoHeader {
-                    path: options.checkpoint.clone(),
-                }
-                .into());
-            };
-            resumed = true;
-            tracing::info!("continuing the export from row {rows} (source {source})");
-            let output = Output::open(&data_path, Some(bytes))?;
-            (journal, sources, source as usize, next, rows, output)
-        }
-        _ => {
-            let sources: Vec<String> = match (options.kind, options.accounts.is_empty()) {
-                (Kind::Numbers, true) => vec!["/numbers".into()],
-                (Kind::Numbers, false) => options
-                    .accounts
-                    .iter()
-                    .map(|a| format!("/accounts/{}/numbers", encode(a)))
-                    .collect(),
-                (Kind::Accounts, _) => vec!["/accounts".into()],
-                (Kind::Rfis, _) => vec!["/teamsRequestsForInformation".into()],
-                (Kind::CivicAddresses, all) => {
-                    let accounts = if all {
-                        account_names(client, options.page_size, &mut stop).await?
-                    } else {
-                        options.accounts.clone()
-                    };
-                    accounts
-                        .iter()
-                        .map(|a| format!("/accounts/{}/teamsCivicAddresses", encode(a)))
-                        .collect()
-                }
-            };
-            let journal = Journal::create(
-                &options.checkpoint,
-                &Record::Header {
-                    kind: options.kind,
-                    accounts: options.accounts.clone(),
-                    sources: sources.clone(),
-                    out: options.out.clone(),
-                    format: options.format,
-                    page_size: options.page_size,
-                    endpoint: endpoint.to_owned(),
-                    created: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                        .to_string(),
-                },
-            )?;
-            let mut output = Output::open(&data_path, None)?;
-            output.write(&headings(options.kind))?;
-            let bytes = output.sync()?;
-            let first = sources
-                .first()
-                .map(|s| first_page(client, s, options.page_size).to_string());
-            journal
-                .append(&Record::Page {
-                    source: 0,
-                    next: first.clone(),
-                    rows: 0,
-                    bytes,
-                })
-                .await?;
-            (journal, sources, 0usize, first, 0u64, output)
-        }
-    };
+/// A unit of an export: the page at `next` of source `source` (`None`:
+/// the source is done), with `rows` rows in the file before it.
+#[derive(Debug, Clone)]
+struct PageUnit {
+    source: usize,
+    next: Option<String>,
+    rows: u64,
+}
 
-    let requests_before = client
-        .counters
-        .requests
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let mut pages = 0u64;
-    let mut total: Option<u64> = None;
-    let mut stopped = false;
-    progress(rows, total);
-    while source < sources.len() {
-        let Some(link) = next.clone() else {
-            source += 1;
-            next = sources
-                .get(source)
-                .map(|s| first_page(client, s, options.page_size).to_string());
-            continue;
-        };
-        if *stop.borrow() {
-            stopped = true;
-            break;
-        }
-        let url = client
-            .url("/", &[])
-            .join(&link)
-            .map_err(|e| ClientError::Config(format!("a nextLink that is not a URL: {e}")))?;
-        let what = format!("GET {}", sources[source]);
-        let response = match get(client, url.clone(), &what, &mut stop).await {
-            Err(ExportError::Client(ClientError::Stopped)) => {
-                stopped = true;
-                break;
-            }
-            other => other?,
-        };
-        if let Some(count) = response
-            .headers
-            .get("x-ms-record-count")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            if options.accounts.len() <= 1
-                && matches!(options.kind, Kind::Numbers | Kind::Accounts | Kind::Rfis)
-            {
-                total = Some(count);
-            }
-        }
-        let next_link = match options.kind {
-            Kind::Numbers => {
+/// A page written: the rows in the file after it, and the total the
+/// service gave, if it did.
+struct PageDone {
+    rows: u64,
+    total: Option<u64>,
+}
+
+impl From<Panicked> for ExportError {
+    fn from(Panicked(message): Panicked) -> Self {
+        ExportError::Fatal(message)
+    }
+}
+
+/// What every page of an export shares.
+struct Pages {
+    client: Arc<ProvisioningClient>,
+    collection: Collection,
+    accounts: usize,
+    page_size: usize,
+    sources: Vec<String>,
+    checkpoint: Checkpoint<Entry>,
+    output: Mutex<Output>,
+}
+
+impl Pages {
+    /// Writes a page's items; returns how many rows they made and its
+    /// `nextLink`.
+    fn write_page(
+        &self,
+        source: usize,
+        response: &crate::client::ApiResponse,
+    ) -> Result<(u64, Option<String>), ExportError> {
+        let mut output = self.output.lock().expect("the output lock");
+        let mut rows = 0u64;
+        let next_link = match self.collection {
+            Collection::Numbers => {
                 let page: Page<Number> = response.json()?;
                 for number in &page.value {
                     output.write(&rows::number_row(number))?;
@@ -440,7 +346,7 @@ pub async fn export(
                 rows += page.value.len() as u64;
                 page.next_link
             }
-            Kind::Accounts => {
+            Collection::Accounts => {
                 let page: Page<Account> = response.json()?;
                 for account in &page.value {
                     output.write(&rows::account_row(account))?;
@@ -448,7 +354,7 @@ pub async fn export(
                 rows += page.value.len() as u64;
                 page.next_link
             }
-            Kind::Rfis => {
+            Collection::Rfis => {
                 let page: Page<RequestForInformation> = response.json()?;
                 for rfi in &page.value {
                     output.write(&rows::rfi_row(rfi))?;
@@ -456,9 +362,9 @@ pub async fn export(
                 rows += page.value.len() as u64;
                 page.next_link
             }
-            Kind::CivicAddresses => {
+            Collection::CivicAddresses => {
                 let page: Page<CivicAddress> = response.json()?;
-                let account = sources[source].split('/').nth(2).unwrap_or("");
+                let account = self.sources[source].split('/').nth(2).unwrap_or("");
                 let account: String = url::form_urlencoded::parse(account.as_bytes())
                     .map(|(k, _)| k.into_owned())
                     .collect();
@@ -471,20 +377,296 @@ pub async fn export(
                 page.next_link
             }
         };
-        let bytes = output.sync()?;
-        next = next_link.map(|link| url.join(&link).map(|u| u.to_string()).unwrap_or(link));
-        journal
-            .append(&Record::Page {
-                source: source as u32,
-                next: next.clone(),
-                rows,
-                bytes,
+        Ok((rows, next_link))
+    }
+
+    /// The total the service says the collection holds, when it is the
+    /// export's total.
+    fn total(&self, response: &crate::client::ApiResponse) -> Option<u64> {
+        let count = response
+            .headers
+            .get("x-ms-record-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())?;
+        (self.accounts <= 1
+            && matches!(
+                self.collection,
+                Collection::Numbers | Collection::Accounts | Collection::Rfis
+            ))
+        .then_some(count)
+    }
+}
+
+/// Fetches and writes one page, makes it durable and records it; yields
+/// the next page.
+async fn fetch_page(
+    pages: Arc<Pages>,
+    unit: PageUnit,
+    stop: Stop,
+) -> Result<Step<PageUnit, PageDone>, UnitError<ExportError>> {
+    let PageUnit { source, next, rows } = unit;
+    let Some(link) = next else {
+        let source = source + 1;
+        let next = pages
+            .sources
+            .get(source)
+            .map(|s| first_page(&pages.client, s, pages.page_size).to_string());
+        let more = (source < pages.sources.len()).then_some(PageUnit { source, next, rows });
+        return Ok(Step::yields(more.into_iter().collect()));
+    };
+    let url = pages
+        .client
+        .url("/", &[])
+        .join(&link)
+        .map_err(|e| {
+            ExportError::from(ClientError::Config(format!(
+                "a nextLink that is not a URL: {e}"
+            )))
+        })
+        .map_err(UnitError::Failed)?;
+    let what = format!("GET {}", pages.sources[source]);
+    let response = match get(&pages.client, url.clone(), &what, &mut stop.watch()).await {
+        Err(ExportError::Client(ClientError::Stopped)) => return Err(UnitError::Stopped),
+        other => other.map_err(UnitError::Failed)?,
+    };
+    let total = pages.total(&response);
+    let (added, next_link) = pages
+        .write_page(source, &response)
+        .map_err(UnitError::Failed)?;
+    let rows = rows + added;
+    let bytes = pages
+        .output
+        .lock()
+        .expect("the output lock")
+        .sync()
+        .map_err(UnitError::Failed)?;
+    let next = next_link.map(|link| url.join(&link).map(|u| u.to_string()).unwrap_or(link));
+    let page = Entry::Page {
+        source: source as u32,
+        next: next.clone(),
+        rows,
+        bytes,
+    };
+    pages
+        .checkpoint
+        .append(&page)
+        .await
+        .map_err(|e| UnitError::Failed(e.into()))?;
+    Ok(Step::then(
+        PageDone { rows, total },
+        Some(PageUnit { source, next, rows }),
+    ))
+}
+
+/// Where an export begins: its checkpoint, sources, the first page to
+/// fetch and the output; whether it continues an earlier one.
+struct Start {
+    checkpoint: Checkpoint<Entry>,
+    sources: Vec<String>,
+    unit: PageUnit,
+    output: Output,
+    resumed: bool,
+}
+
+/// Continues the unfinished export of the same output, or begins anew.
+async fn start(
+    client: &ProvisioningClient,
+    options: &ExportOptions,
+    endpoint: &str,
+    data_path: &Path,
+    stop: &Stop,
+) -> Result<Start, ExportError> {
+    let this_run = ExportHeader {
+        kind: options.collection,
+        accounts: options.accounts.clone(),
+        sources: Vec::new(),
+        out: options.out.clone(),
+        format: options.format,
+        page_size: options.page_size,
+        endpoint: endpoint.to_owned(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    };
+    let policy = Unfinished::ContinueOrRefuse;
+    let fresh = match checkpoint::begin(
+        &options.checkpoint,
+        Some(&this_run),
+        options.restart,
+        policy,
+    ) {
+        Ok(Begin::Continue(checkpoint, (header, entries))) => {
+            return continued(options, data_path, checkpoint, header, entries)
+        }
+        Ok(Begin::Fresh) => this_run,
+        Err(CheckpointError::Journal(e)) => return Err(e.into()),
+        Err(CheckpointError::Mismatch {
+            checkpoint,
+            mismatch,
+        }) => {
+            return Err(ExportError::Mismatch {
+                checkpoint,
+                mismatch,
             })
-            .await?;
+        }
+        Err(e @ CheckpointError::Unfinished { .. }) => {
+            return Err(ExportError::Fatal(e.to_string()))
+        }
+    };
+    let sources = sources(client, options, &mut stop.watch()).await?;
+    let checkpoint = Checkpoint::create(
+        &options.checkpoint,
+        ExportHeader {
+            sources: sources.clone(),
+            ..fresh
+        },
+    )?;
+    let mut output = Output::open(data_path, None)?;
+    output.write(&headings(options.collection))?;
+    let bytes = output.sync()?;
+    let first = sources
+        .first()
+        .map(|s| first_page(client, s, options.page_size).to_string());
+    let page = Entry::Page {
+        source: 0,
+        next: first.clone(),
+        rows: 0,
+        bytes,
+    };
+    checkpoint.append(&page).await?;
+    Ok(Start {
+        checkpoint,
+        sources,
+        unit: PageUnit {
+            source: 0,
+            next: first,
+            rows: 0,
+        },
+        output,
+        resumed: false,
+    })
+}
+
+/// An export going on from its last recorded page, with the file cut back
+/// to that page's length.
+fn continued(
+    options: &ExportOptions,
+    data_path: &Path,
+    checkpoint: Checkpoint<Entry>,
+    header: ExportHeader,
+    entries: Vec<Entry>,
+) -> Result<Start, ExportError> {
+    let Some(Entry::Page {
+        source,
+        next,
+        rows,
+        bytes,
+    }) = entries
+        .into_iter()
+        .rev()
+        .find(|e| matches!(e, Entry::Page { .. }))
+    else {
+        return Err(JournalError::NoHeader {
+            path: options.checkpoint.clone(),
+        }
+        .into());
+    };
+    tracing::info!("continuing the export from row {rows} (source {source})");
+    Ok(Start {
+        checkpoint,
+        sources: header.sources,
+        unit: PageUnit {
+            source: source as usize,
+            next,
+            rows,
+        },
+        output: Output::open(data_path, Some(bytes))?,
+        resumed: true,
+    })
+}
+
+/// The collections to page through, in order (paths).
+async fn sources(
+    client: &ProvisioningClient,
+    options: &ExportOptions,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Vec<String>, ExportError> {
+    Ok(match (options.collection, options.accounts.is_empty()) {
+        (Collection::Numbers, true) => vec!["/numbers".into()],
+        (Collection::Numbers, false) => options
+            .accounts
+            .iter()
+            .map(|a| format!("/accounts/{}/numbers", encode(a)))
+            .collect(),
+        (Collection::Accounts, _) => vec!["/accounts".into()],
+        (Collection::Rfis, _) => vec!["/teamsRequestsForInformation".into()],
+        (Collection::CivicAddresses, all) => {
+            let accounts = if all {
+                account_names(client, options.page_size, stop).await?
+            } else {
+                options.accounts.clone()
+            };
+            accounts
+                .iter()
+                .map(|a| format!("/accounts/{}/teamsCivicAddresses", encode(a)))
+                .collect()
+        }
+    })
+}
+
+/// Runs (or continues) an export. `progress` gets the rows written and,
+/// once the service has said, the total.
+pub async fn export(
+    client: Arc<ProvisioningClient>,
+    options: &ExportOptions,
+    endpoint: &str,
+    stop: &Stop,
+    progress: &(dyn Fn(u64, Option<u64>) + Sync),
+) -> Result<ExportSummary, ExportError> {
+    let started = Instant::now();
+    let data_path = match options.format {
+        Format::Csv => options.out.clone(),
+        Format::Xlsx => {
+            let mut name = options.out.clone().into_os_string();
+            name.push(".partial.csv");
+            PathBuf::from(name)
+        }
+    };
+    let start = start(&client, options, endpoint, &data_path, stop).await?;
+    let requests_before = client.counters.requests.load(Ordering::Relaxed);
+    let mut rows = start.unit.rows;
+    let mut pages = 0u64;
+    let mut total: Option<u64> = None;
+    progress(rows, total);
+    let shared = Arc::new(Pages {
+        client: client.clone(),
+        collection: options.collection,
+        accounts: options.accounts.len(),
+        page_size: options.page_size,
+        sources: start.sources,
+        checkpoint: start.checkpoint,
+        output: Mutex::new(start.output),
+    });
+    // One page at a time: each page's link comes with the page before.
+    let limits = Limits {
+        concurrency: 1,
+        grace: None,
+    };
+    let work = |unit, stop| fetch_page(shared.clone(), unit, stop);
+    let ran = runner::run([start.unit], limits, stop, work, |page: PageDone| {
+        rows = page.rows;
+        total = page.total.or(total);
         pages += 1;
         progress(rows, total);
+        Ok(())
+    })
+    .await;
+    if let Some(error) = ran.error {
+        return Err(error);
     }
-    let complete = !stopped && source >= sources.len();
+    let complete = ran.drained;
+    let Pages {
+        checkpoint, output, ..
+    } = Arc::into_inner(shared).expect("every page is done");
+    let mut output = output.into_inner().expect("the output lock");
     if complete {
         output.sync()?;
         drop(output);
@@ -497,21 +679,18 @@ pub async fn export(
             }
             let _ = std::fs::remove_file(&data_path);
         }
-        journal.append(&Record::Finished { rows }).await?;
+        checkpoint.append(&Entry::Finished { rows }).await?;
     }
     Ok(ExportSummary {
-        kind: kind_name(options.kind).to_owned(),
+        kind: options.collection.name().to_owned(),
         out: options.out.clone(),
         rows,
         pages,
-        requests: client
-            .counters
-            .requests
-            .load(std::sync::atomic::Ordering::Relaxed)
-            - requests_before,
+        requests: client.counters.requests.load(Ordering::Relaxed) - requests_before,
         elapsed_seconds: started.elapsed().as_secs_f64(),
-        resumed,
+        resumed: start.resumed,
         stopped: !complete,
+        stop_reason: ran.stopped.filter(|_| !complete),
     })
 }
 

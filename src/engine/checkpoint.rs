@@ -1,12 +1,14 @@
-//! An import's checkpoint: a [`Journal`] of what the run decided and what
-//! the service answered, durable before anything depends on it. No secret
-//! is ever written here.
+//! An import's checkpoint: a durable journal of what the run decided and
+//! what the service answered, durable before anything depends on it. No
+//! secret is ever written here.
 
-pub use crate::journal::{Journal, JournalError};
+pub use crate::journal::JournalError;
+use crate::model::ProvisioningStatus;
+use crate::runner::checkpoint::{self, Mismatch};
 use crate::sheet::SheetOptions;
 use crate::validate::RuleOptions;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const VERSION: u32 = 1;
 
@@ -89,10 +91,74 @@ impl MissingAccount {
     }
 }
 
-/// One journal line.
+impl checkpoint::Header for Header {
+    fn differs_from(&self, this_run: &Self) -> Option<Mismatch> {
+        Mismatch::setting("action", &self.action, &this_run.action)
+            .or_else(|| Mismatch::setting("input", &self.input, &this_run.input))
+            .or_else(|| {
+                (self.fingerprint != this_run.fingerprint).then(|| Mismatch::Input {
+                    input: this_run.input.clone(),
+                    was: self.fingerprint.clone(),
+                    now: this_run.fingerprint.clone(),
+                })
+            })
+            .or_else(|| {
+                Mismatch::setting("plan", &self.plan_fingerprint, &this_run.plan_fingerprint)
+            })
+    }
+}
+
+/// The backend sync state of each number of a part, in order (`None`: the
+/// answer did not say).
+///
+/// Written as a list of the API's words (`"pending"`, `"synced"`,
+/// `"failed"`, `null`); checkpoints written before as one letter a number
+/// (`p`, `s`, `f`, `-`) are read too.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncStates(pub Vec<Option<ProvisioningStatus>>);
+
+impl SyncStates {
+    pub fn get(&self, k: usize) -> Option<ProvisioningStatus> {
+        self.0.get(k).copied().flatten()
+    }
+}
+
+impl Serialize for SyncStates {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|s| s.map(ProvisioningStatus::as_str)))
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncStates {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Words(Vec<Option<String>>),
+            Letters(String),
+        }
+        Ok(SyncStates(match Written::deserialize(deserializer)? {
+            Written::Words(words) => words
+                .iter()
+                .map(|w| w.as_deref().and_then(ProvisioningStatus::parse_exact))
+                .collect(),
+            Written::Letters(letters) => letters
+                .chars()
+                .map(|letter| match letter {
+                    'p' => Some(ProvisioningStatus::Pending),
+                    's' => Some(ProvisioningStatus::Synced),
+                    'f' => Some(ProvisioningStatus::Failed),
+                    _ => None,
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// One line of an import's checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "camelCase")]
-pub enum Record {
+pub enum Entry {
     Header(Box<Header>),
     /// Positions `lo..hi` of batch `b` are about to be sent with this
     /// repeatability id and first-sent date (written before the first try).
@@ -125,10 +191,9 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
         req: String,
-        /// Backend sync state per number, one letter each: `p`ending,
-        /// `s`ynced, `f`ailed, `-` none.
+        /// Backend sync state per number.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        sync: Option<String>,
+        sync: Option<SyncStates>,
     },
     /// Every batch has its final answer.
     Finished {
@@ -136,32 +201,27 @@ pub enum Record {
     },
 }
 
-/// Starts an import's checkpoint at `path` with its header.
-pub fn create(path: &Path, header: Header) -> Result<Journal, JournalError> {
-    Journal::create(path, &Record::Header(Box::new(header)))
-}
+impl checkpoint::Line for Entry {
+    type Header = Header;
 
-fn split(path: &Path, records: Vec<Record>) -> Result<(Header, Vec<Record>), JournalError> {
-    let mut records = records.into_iter();
-    match records.next() {
-        Some(Record::Header(header)) => Ok((*header, records.collect())),
-        _ => Err(JournalError::NoHeader {
-            path: path.to_owned(),
-        }),
+    fn from_header(header: Header) -> Self {
+        Entry::Header(Box::new(header))
+    }
+
+    fn into_header(self) -> Option<Header> {
+        match self {
+            Entry::Header(header) => Some(*header),
+            _ => None,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(self, Entry::Finished { .. })
     }
 }
 
-/// Opens an import's checkpoint (locked): its header and records.
-pub fn open(path: &Path) -> Result<(Journal, Header, Vec<Record>), JournalError> {
-    let (journal, records) = Journal::open(path)?;
-    let (header, records) = split(path, records)?;
-    Ok((journal, header, records))
-}
-
-/// Reads an import's checkpoint without locking it.
-pub fn peek(path: &Path) -> Result<(Header, Vec<Record>), JournalError> {
-    split(path, Journal::read(path)?)
-}
+/// An import's checkpoint, open.
+pub type Checkpoint = checkpoint::Checkpoint<Entry>;
 
 #[cfg(test)]
 mod tests {
@@ -192,23 +252,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn header_and_records_round_trip() {
+    async fn header_and_entries_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.checkpoint");
-        let sent = Record::Sent {
+        let sent = Entry::Sent {
             b: 0,
             lo: 0,
             hi: 100,
             id: "id".into(),
             first: "date".into(),
         };
-        let journal = create(&path, header()).unwrap();
-        journal.append(&sent).await.unwrap();
-        journal.close();
-        let (h, records) = peek(&path).unwrap();
+        let checkpoint = Checkpoint::create(&path, header()).unwrap();
+        checkpoint.append(&sent).await.unwrap();
+        checkpoint.close();
+        let (h, entries) = Checkpoint::peek(&path).unwrap();
         assert_eq!(h, header());
-        assert_eq!(records, vec![sent]);
+        assert_eq!(entries, vec![sent]);
         std::fs::write(&path, "").unwrap();
-        assert!(matches!(open(&path), Err(JournalError::Empty { .. })));
+        assert!(matches!(
+            Checkpoint::open(&path),
+            Err(JournalError::Empty { .. })
+        ));
+    }
+
+    #[test]
+    fn sync_states_are_written_as_words_and_read_as_letters_too() {
+        use ProvisioningStatus::*;
+        let done = |sync: &str| {
+            format!(
+                r#"{{"t":"done","b":0,"lo":0,"hi":4,"status":200,"ok":true,"req":"r","sync":{sync}}}"#
+            )
+        };
+        let states = SyncStates(vec![Some(Pending), Some(Synced), Some(Failed), None]);
+        let Entry::Done { sync, .. } = serde_json::from_str(&done(r#""psf-""#)).unwrap() else {
+            panic!("a done line")
+        };
+        assert_eq!(
+            sync.as_ref(),
+            Some(&states),
+            "letters of an older checkpoint"
+        );
+        let written = serde_json::to_string(&states).unwrap();
+        assert_eq!(written, r#"["pending","synced","failed",null]"#);
+        let Entry::Done { sync, .. } = serde_json::from_str(&done(&written)).unwrap() else {
+            panic!("a done line")
+        };
+        assert_eq!(sync, Some(states));
     }
 }
