@@ -15,7 +15,7 @@ pub mod journal;
 pub mod results;
 pub mod sync;
 
-use crate::client::{ApiRequest, ClientError, ProvisioningClient};
+use crate::client::{ProvisioningClient, ServiceError, WriteOptions};
 use crate::model::{NumberRef, NumberRefsBody, NumbersBody};
 use crate::plan::Plan;
 use crate::sheet::{self, HeaderMap, RawRow, RowReader, Sheet, SheetError, SheetOptions};
@@ -24,7 +24,6 @@ use crate::validate::pipeline::{
 };
 use crate::validate::{e164, report::ReportWriter, Finding, RuleOptions, SHOWN_FINDINGS};
 use journal::{Action, Header, Journal, JournalError, Record};
-use reqwest::{Method, StatusCode};
 use results::{Outcome, ResultLine, ResultsWriter};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -534,6 +533,12 @@ struct Ctx {
     fatal: Mutex<Option<String>>,
 }
 
+/// What one part of a batch sends.
+enum BatchBody {
+    Import(NumbersBody),
+    Delete(NumberRefsBody),
+}
+
 #[derive(Debug)]
 enum PartError {
     Stopped,
@@ -554,25 +559,12 @@ fn new_repeatability() -> (String, String) {
     )
 }
 
-/// The error detail that best explains a refusal of one number.
-fn explain(response: &crate::client::ApiResponse) -> (Option<String>, Option<String>) {
-    match response.error() {
-        Some(error) => match error.details.first() {
-            Some(detail) => (Some(detail.code.clone()), Some(detail.message.clone())),
-            None => (Some(error.code), Some(error.message)),
-        },
-        None => (response.error_code(), None),
-    }
-}
-
 impl Ctx {
-    fn path(&self, b: usize) -> String {
-        let account = &self.expanded.accounts[self.plan.batches[b].account as usize];
-        let encoded: String = url::form_urlencoded::byte_serialize(account.as_bytes()).collect();
-        format!("/accounts/{encoded}:{}", self.action.operation())
+    fn account(&self, b: usize) -> &str {
+        &self.expanded.accounts[self.plan.batches[b].account as usize]
     }
 
-    fn body(&self, b: usize, lo: u32, hi: u32) -> Result<Vec<u8>, EngineError> {
+    fn body(&self, b: usize, lo: u32, hi: u32) -> Result<BatchBody, EngineError> {
         let entries = self.plan.entries(b, lo as usize, hi as usize);
         match self.action {
             Action::Delete => {
@@ -582,7 +574,7 @@ impl Ctx {
                         telephone_number: e164(self.expanded.entries[e as usize].number),
                     })
                     .collect();
-                Ok(serde_json::to_vec(&NumberRefsBody { numbers }).expect("serializes"))
+                Ok(BatchBody::Delete(NumberRefsBody { numbers }))
             }
             Action::Import => {
                 let account = &self.expanded.accounts[self.plan.batches[b].account as usize];
@@ -604,23 +596,50 @@ impl Ctx {
                         account,
                     ));
                 }
-                Ok(serde_json::to_vec(&NumbersBody { numbers }).expect("serializes"))
+                Ok(BatchBody::Import(NumbersBody { numbers }))
             }
         }
     }
 
-    /// Backend sync letters for a part, from a 200's body.
-    fn sync_letters(
+    /// Sends positions `lo..hi` of batch `b` once (with the transport's
+    /// retries): the status and request id of the success, with the
+    /// backend sync letters of an import.
+    async fn send_part(
         &self,
         b: usize,
-        lo: u32,
-        hi: u32,
-        response: &crate::client::ApiResponse,
-    ) -> Option<String> {
+        (lo, hi): (u32, u32),
+        body: &BatchBody,
+        options: &WriteOptions,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(u16, String, Option<String>), ServiceError> {
+        let account = self.account(b);
+        Ok(match body {
+            BatchBody::Import(numbers) => {
+                let response = self
+                    .client
+                    .create_or_update_numbers(account, numbers, options, stop)
+                    .await?;
+                let sync = response
+                    .model()
+                    .ok()
+                    .and_then(|body| self.sync_letters(b, lo, hi, &body));
+                (response.status.as_u16(), response.request_id, sync)
+            }
+            BatchBody::Delete(numbers) => {
+                let response = self
+                    .client
+                    .delete_numbers(account, numbers, options, stop)
+                    .await?;
+                (response.status.as_u16(), response.request_id, None)
+            }
+        })
+    }
+
+    /// Backend sync letters for a part, from a 200's body.
+    fn sync_letters(&self, b: usize, lo: u32, hi: u32, body: &NumbersBody) -> Option<String> {
         if self.action != Action::Import {
             return None;
         }
-        let body: NumbersBody = response.json().ok()?;
         let by_number: HashMap<&str, Option<&str>> = body
             .numbers
             .iter()
@@ -686,116 +705,104 @@ fn process_part(
         let mut stop = ctx.stop.clone();
         let mut renewed = false;
         loop {
-            let mut request = ApiRequest::new(Method::POST, ctx.path(b as usize));
-            request.body = Some(body.clone());
-            request.repeatability = Some((id.clone(), first.clone()));
-            let done = match ctx.client.execute(&request, &mut stop).await {
-                Err(ClientError::Stopped) => return Err(PartError::Stopped),
-                Err(
-                    e @ (ClientError::Unauthorized { .. }
-                    | ClientError::Auth(_)
-                    | ClientError::Config(_)),
-                ) => return Err(PartError::Fatal(e.to_string())),
-                Err(e) => PartDone {
+            let options = WriteOptions {
+                repeatability: Some((id.clone(), first.clone())),
+            };
+            let done = match ctx
+                .send_part(b as usize, (lo, hi), &body, &options, &mut stop)
+                .await
+            {
+                Ok((status, request_id, sync)) => PartDone {
                     lo,
                     hi,
-                    status: 0,
-                    ok: false,
-                    code: Some("NoAnswer".into()),
-                    message: Some(e.to_string()),
-                    request_id: match &e {
-                        ClientError::Transport { request_id, .. } => request_id.clone(),
-                        _ => String::new(),
-                    },
-                    sync: None,
-                },
-                Ok(response) if response.status.is_success() => PartDone {
-                    lo,
-                    hi,
-                    status: response.status.as_u16(),
+                    status,
                     ok: true,
                     code: None,
                     message: None,
-                    sync: ctx.sync_letters(b as usize, lo, hi, &response),
-                    request_id: response.request_id,
+                    request_id,
+                    sync,
                 },
-                Ok(response) => {
-                    let code = response.error_code();
-                    match (response.status, code.as_deref()) {
-                        (StatusCode::BAD_REQUEST, Some("RepeatabilityFirstSentTooOld"))
-                            if !renewed =>
-                        {
-                            // The service no longer knows the id; the batch
-                            // is an idempotent upsert or delete, so a new id
-                            // is safe.
-                            tracing::warn!("batch {} part {lo}..{hi}: repeatability id expired on the service; sending with a new one", b + 1);
-                            (id, first) = new_repeatability();
-                            ctx.journal
-                                .append(&Record::Sent {
-                                    b,
-                                    lo,
-                                    hi,
-                                    id: id.clone(),
-                                    first: first.clone(),
-                                })
-                                .await?;
-                            renewed = true;
-                            continue;
-                        }
-                        (StatusCode::CONFLICT, Some("RepeatabilityRequestInProgress")) => {
-                            let wait = Duration::from_secs(1);
-                            if crate::client::pacer::sleep_or_stop(wait, &mut stop)
-                                .await
-                                .is_err()
-                            {
-                                return Err(PartError::Stopped);
-                            }
-                            continue;
-                        }
-                        (StatusCode::FORBIDDEN, code) => {
-                            let message = response.error().map(|e| e.message).unwrap_or_default();
-                            let why = if code == Some("AuthorizationFailed")
-                                || message.contains("role")
-                            {
-                                format!("the service refused the credential (403 {}): {message}; give the application the ProvisioningAPI role this command needs", code.unwrap_or(""))
-                            } else {
-                                format!("the service refused this machine (403 {}): {message}; is its address on the gateway's Provisioning API IP allowlist?", code.unwrap_or(""))
-                            };
-                            return Err(PartError::Fatal(why));
-                        }
-                        (StatusCode::BAD_REQUEST | StatusCode::CONFLICT, _) if hi - lo > 1 => {
-                            ctx.journal
-                                .append(&Record::Split {
-                                    b,
-                                    lo,
-                                    hi,
-                                    status: response.status.as_u16(),
-                                    code,
-                                    req: response.request_id.clone(),
-                                })
-                                .await?;
-                            return split(ctx, b, lo, hi).await;
-                        }
-                        _ => {
-                            let (code, message) = explain(&response);
-                            PartDone {
-                                lo,
-                                hi,
-                                status: response.status.as_u16(),
-                                ok: false,
-                                code,
-                                message,
-                                request_id: response.request_id,
-                                sync: None,
-                            }
-                        }
-                    }
+                Err(ServiceError::Stopped) => return Err(PartError::Stopped),
+                Err(e) if e.stops_the_run() => return Err(PartError::Fatal(e.to_string())),
+                Err(ServiceError::BadRequest(r))
+                    if !renewed && r.code.as_deref() == Some("RepeatabilityFirstSentTooOld") =>
+                {
+                    // The service no longer knows the id; the batch is an
+                    // idempotent upsert or delete, so a new id is safe.
+                    tracing::warn!("batch {} part {lo}..{hi}: repeatability id expired on the service; sending with a new one", b + 1);
+                    (id, first) = new_repeatability();
+                    ctx.journal
+                        .append(&Record::Sent {
+                            b,
+                            lo,
+                            hi,
+                            id: id.clone(),
+                            first: first.clone(),
+                        })
+                        .await?;
+                    renewed = true;
+                    continue;
                 }
+                Err(ServiceError::Conflict(r))
+                    if r.code.as_deref() == Some("RepeatabilityRequestInProgress") =>
+                {
+                    let wait = Duration::from_secs(1);
+                    if crate::client::pacer::sleep_or_stop(wait, &mut stop)
+                        .await
+                        .is_err()
+                    {
+                        return Err(PartError::Stopped);
+                    }
+                    continue;
+                }
+                Err(ServiceError::BadRequest(r) | ServiceError::Conflict(r)) if hi - lo > 1 => {
+                    ctx.journal
+                        .append(&Record::Split {
+                            b,
+                            lo,
+                            hi,
+                            status: r.status.as_u16(),
+                            code: r.code,
+                            req: r.request_id,
+                        })
+                        .await?;
+                    return split(ctx, b, lo, hi).await;
+                }
+                Err(e) => refused_part(lo, hi, &e),
             };
             ctx.journal.append(&done.record(b)).await?;
             return Ok(vec![done]);
         }
     })
+}
+
+/// A part the service refused, or that got no answer.
+fn refused_part(lo: u32, hi: u32, error: &ServiceError) -> PartDone {
+    match error.refusal() {
+        Some(refusal) => {
+            let (code, message) = refusal.explain();
+            PartDone {
+                lo,
+                hi,
+                status: refusal.status.as_u16(),
+                ok: false,
+                code,
+                message,
+                request_id: refusal.request_id.clone(),
+                sync: None,
+            }
+        }
+        None => PartDone {
+            lo,
+            hi,
+            status: 0,
+            ok: false,
+            code: Some("NoAnswer".into()),
+            message: Some(error.to_string()),
+            request_id: error.request_id().unwrap_or_default().to_owned(),
+            sync: None,
+        },
+    }
 }
 
 async fn split(ctx: Arc<Ctx>, b: u32, lo: u32, hi: u32) -> Result<Vec<PartDone>, PartError> {
@@ -1048,7 +1055,7 @@ pub async fn execute(
             .append(&Record::Finished { at: now_rfc3339() })
             .await?;
     }
-    let counters = &client.counters;
+    let counters = client.counters();
     summary.requests = counters.requests.load(Ordering::Relaxed);
     summary.retries = counters.retries.load(Ordering::Relaxed);
     summary.throttled = counters.throttled.load(Ordering::Relaxed);

@@ -10,11 +10,10 @@
 
 pub mod rows;
 
-use crate::client::{ApiRequest, ClientError, ProvisioningClient};
+use crate::client::{path, paths, ListOptions, ProvisioningClient, ServiceError};
 use crate::csvconf;
 use crate::journal::{Journal, JournalError};
-use crate::model::{Account, CivicAddress, Number, Page, RequestForInformation};
-use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter};
@@ -62,15 +61,8 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error("{what} answered {status}{}{}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(), message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Refused {
-        what: String,
-        status: StatusCode,
-        code: Option<String>,
-        message: Option<String>,
-    },
+    #[error("{what}: {error}")]
+    Service { what: String, error: ServiceError },
     #[error(
         "{checkpoint} belongs to another export ({differs}); give --restart to start this one over"
     )]
@@ -134,10 +126,6 @@ pub struct ExportSummary {
     pub stopped: bool,
 }
 
-fn encode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
-}
-
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Numbers => "numbers",
@@ -156,27 +144,6 @@ fn headings(kind: Kind) -> Vec<String> {
     }
 }
 
-/// Sends one GET (at the pace, with retries) and insists on a 200.
-async fn get(
-    client: &ProvisioningClient,
-    url: url::Url,
-    what: &str,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<crate::client::ApiResponse, ExportError> {
-    let request = ApiRequest::new(Method::GET, url.path().to_owned());
-    let response = client.execute_url(&request, url, stop).await?;
-    if !response.status.is_success() {
-        let error = response.error();
-        return Err(ExportError::Refused {
-            what: what.to_owned(),
-            status: response.status,
-            code: response.error_code(),
-            message: error.map(|e| e.message),
-        });
-    }
-    Ok(response)
-}
-
 /// The names of every account, paged (for civic addresses of all, and an
 /// import's check that its accounts exist).
 pub async fn account_names(
@@ -184,21 +151,57 @@ pub async fn account_names(
     page_size: usize,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Vec<String>, ExportError> {
-    let mut url = client.url(
-        "/accounts",
-        &[("maxpagesize".into(), page_size.to_string())],
-    );
-    let mut names = Vec::new();
-    loop {
-        let page: Page<Account> = get(client, url.clone(), "listing accounts", stop)
-            .await?
-            .json()?;
-        names.extend(page.value.into_iter().filter_map(|a| a.name));
-        match page.next_link.and_then(|link| url.join(&link).ok()) {
-            Some(next) => url = next,
-            None => return Ok(names),
-        }
+    let accounts = client
+        .list_accounts(&ListOptions::page_size(page_size))
+        .collect_all(stop)
+        .await
+        .map_err(|error| ExportError::Service {
+            what: "listing accounts".into(),
+            error,
+        })?;
+    Ok(accounts.into_iter().filter_map(|a| a.name).collect())
+}
+
+/// One fetched and written page: the rows it added, the next page's link
+/// and the list's total when the service counted it.
+struct PageWritten {
+    rows: u64,
+    next: Option<String>,
+    record_count: Option<u64>,
+}
+
+/// Fetches the page at `link` and writes its items with `write`, which
+/// answers how many rows an item made.
+async fn write_page<T: DeserializeOwned>(
+    client: &ProvisioningClient,
+    link: &str,
+    what: &str,
+    stop: &mut watch::Receiver<bool>,
+    output: &mut Output,
+    mut write: impl FnMut(&T, &mut Output) -> Result<u64, ExportError>,
+) -> Result<PageWritten, ExportError> {
+    let failed = |error| ExportError::Service {
+        what: what.to_owned(),
+        error,
+    };
+    let mut pager = client.resume_list::<T>(link).map_err(failed)?;
+    let Some(page) = pager.next_page(stop).await else {
+        return Ok(PageWritten {
+            rows: 0,
+            next: None,
+            record_count: None,
+        });
+    };
+    let page = page.map_err(failed)?;
+    let mut rows = 0;
+    for item in &page.items {
+        rows += write(item, output)?;
     }
+    Ok(PageWritten {
+        rows,
+        next: page.next_link.map(|link| link.to_string()),
+        record_count: page.record_count,
+    })
 }
 
 struct Output {
@@ -335,24 +338,21 @@ pub async fn export(
         }
         _ => {
             let sources: Vec<String> = match (options.kind, options.accounts.is_empty()) {
-                (Kind::Numbers, true) => vec!["/numbers".into()],
+                (Kind::Numbers, true) => vec![paths::NUMBERS.into()],
                 (Kind::Numbers, false) => options
                     .accounts
                     .iter()
-                    .map(|a| format!("/accounts/{}/numbers", encode(a)))
+                    .map(|a| paths::account_numbers(a))
                     .collect(),
-                (Kind::Accounts, _) => vec!["/accounts".into()],
-                (Kind::Rfis, _) => vec!["/teamsRequestsForInformation".into()],
+                (Kind::Accounts, _) => vec![paths::ACCOUNTS.into()],
+                (Kind::Rfis, _) => vec![paths::RFIS.into()],
                 (Kind::CivicAddresses, all) => {
                     let accounts = if all {
                         account_names(client, options.page_size, &mut stop).await?
                     } else {
                         options.accounts.clone()
                     };
-                    accounts
-                        .iter()
-                        .map(|a| format!("/accounts/{}/teamsCivicAddresses", encode(a)))
-                        .collect()
+                    accounts.iter().map(|a| paths::civic_addresses(a)).collect()
                 }
             };
             let journal = Journal::create(
@@ -388,7 +388,7 @@ pub async fn export(
     };
 
     let requests_before = client
-        .counters
+        .counters()
         .requests
         .load(std::sync::atomic::Ordering::Relaxed);
     let mut pages = 0u64;
@@ -407,72 +407,67 @@ pub async fn export(
             stopped = true;
             break;
         }
-        let url = client
-            .url("/", &[])
-            .join(&link)
-            .map_err(|e| ClientError::Config(format!("a nextLink that is not a URL: {e}")))?;
         let what = format!("GET {}", sources[source]);
-        let response = match get(client, url.clone(), &what, &mut stop).await {
-            Err(ExportError::Client(ClientError::Stopped)) => {
+        let written = match options.kind {
+            Kind::Numbers => {
+                write_page(client, &link, &what, &mut stop, &mut output, |n, out| {
+                    out.write(&rows::number_row(n)).map(|()| 1)
+                })
+                .await
+            }
+            Kind::Accounts => {
+                write_page(client, &link, &what, &mut stop, &mut output, |a, out| {
+                    out.write(&rows::account_row(a)).map(|()| 1)
+                })
+                .await
+            }
+            Kind::Rfis => {
+                write_page(client, &link, &what, &mut stop, &mut output, |r, out| {
+                    out.write(&rows::rfi_row(r)).map(|()| 1)
+                })
+                .await
+            }
+            Kind::CivicAddresses => {
+                let account = sources[source].split('/').nth(2).unwrap_or("");
+                let account = path::decode_segment(account);
+                write_page(
+                    client,
+                    &link,
+                    &what,
+                    &mut stop,
+                    &mut output,
+                    |address, out| {
+                        let mut written = 0;
+                        for row in rows::civic_rows(&account, address) {
+                            out.write(&row)?;
+                            written += 1;
+                        }
+                        Ok(written)
+                    },
+                )
+                .await
+            }
+        };
+        let written = match written {
+            Err(ExportError::Service {
+                error: ServiceError::Stopped,
+                ..
+            }) => {
                 stopped = true;
                 break;
             }
             other => other?,
         };
-        if let Some(count) = response
-            .headers
-            .get("x-ms-record-count")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
+        if let Some(count) = written.record_count {
             if options.accounts.len() <= 1
                 && matches!(options.kind, Kind::Numbers | Kind::Accounts | Kind::Rfis)
             {
                 total = Some(count);
             }
         }
-        let next_link = match options.kind {
-            Kind::Numbers => {
-                let page: Page<Number> = response.json()?;
-                for number in &page.value {
-                    output.write(&rows::number_row(number))?;
-                }
-                rows += page.value.len() as u64;
-                page.next_link
-            }
-            Kind::Accounts => {
-                let page: Page<Account> = response.json()?;
-                for account in &page.value {
-                    output.write(&rows::account_row(account))?;
-                }
-                rows += page.value.len() as u64;
-                page.next_link
-            }
-            Kind::Rfis => {
-                let page: Page<RequestForInformation> = response.json()?;
-                for rfi in &page.value {
-                    output.write(&rows::rfi_row(rfi))?;
-                }
-                rows += page.value.len() as u64;
-                page.next_link
-            }
-            Kind::CivicAddresses => {
-                let page: Page<CivicAddress> = response.json()?;
-                let account = sources[source].split('/').nth(2).unwrap_or("");
-                let account: String = url::form_urlencoded::parse(account.as_bytes())
-                    .map(|(k, _)| k.into_owned())
-                    .collect();
-                for address in &page.value {
-                    for row in rows::civic_rows(&account, address) {
-                        output.write(&row)?;
-                        rows += 1;
-                    }
-                }
-                page.next_link
-            }
-        };
+        rows += written.rows;
         let bytes = output.sync()?;
-        next = next_link.map(|link| url.join(&link).map(|u| u.to_string()).unwrap_or(link));
+        next = written.next;
         journal
             .append(&Record::Page {
                 source: source as u32,
@@ -505,7 +500,7 @@ pub async fn export(
         rows,
         pages,
         requests: client
-            .counters
+            .counters()
             .requests
             .load(std::sync::atomic::Ordering::Relaxed)
             - requests_before,
@@ -516,13 +511,11 @@ pub async fn export(
 }
 
 fn first_page(client: &ProvisioningClient, source: &str, page_size: usize) -> url::Url {
-    client.url(
-        source,
-        &[
-            ("maxpagesize".into(), page_size.to_string()),
-            ("countRecords".into(), "true".into()),
-        ],
-    )
+    let options = ListOptions {
+        max_page_size: Some(page_size),
+        count_records: true,
+    };
+    client.url(source, &options.query())
 }
 
 /// Converts the finished CSV into an .xlsx, every cell as text so Excel
