@@ -82,7 +82,7 @@ pub enum ServiceError {
     MissingRole(Box<Refusal>),
     #[error("the service refused this machine ({}); add this machine's address to the gateway's Provisioning API IP allowlist", .0.summary())]
     IpNotAllowed(Box<Refusal>),
-    #[error("the service asks for a credential and none was sent ({}); configure one", .0.summary())]
+    #[error("the service asks for a credential and none was sent ({}); set up one: an Entra ID application, a managed identity or a token", .0.summary())]
     NotAuthenticated(Box<Refusal>),
     #[error("still throttled after every retry ({}); lower the request rate or try again later", .0.summary())]
     Throttled(Box<Refusal>),
@@ -214,5 +214,62 @@ impl ServiceError {
             | ServiceError::Decode { request_id, .. } => Some(request_id),
             other => other.refusal().map(|r| r.request_id.as_str()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+
+    fn answer(status: u16, body: &str) -> Result<ApiResponse, ClientError> {
+        Ok(ApiResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: bytes::Bytes::from(body.to_owned()),
+            request_id: "r-1".into(),
+            attempts: 1,
+        })
+    }
+
+    #[test]
+    fn each_answer_is_classified_once() {
+        assert!(ServiceError::classify(answer(201, "{}")).is_ok());
+        let role = r#"{"error":{"code":"AuthorizationFailed","message":"lacks the role ProvisioningAPI.Write"}}"#;
+        let error = ServiceError::classify(answer(403, role)).unwrap_err();
+        assert!(matches!(error, ServiceError::MissingRole(_)));
+        assert_eq!(
+            error.to_string(),
+            "the service refused the credential (403 AuthorizationFailed: lacks the role ProvisioningAPI.Write (request r-1)); grant the application the ProvisioningAPI role this operation needs (ProvisioningAPI.Read, .Write or .Delete, or .Admin for all)"
+        );
+        let error = ServiceError::classify(answer(403, "")).unwrap_err();
+        assert!(matches!(error, ServiceError::IpNotAllowed(_)) && error.stops_the_run());
+        assert!(error.to_string().contains("(403 (request r-1))"), "{error}");
+        let throttled = ServiceError::classify(answer(429, "")).unwrap_err();
+        assert!(matches!(throttled, ServiceError::Throttled(_)) && !throttled.stops_the_run());
+        let failed = ServiceError::classify(answer(503, "not json")).unwrap_err();
+        assert!(matches!(failed, ServiceError::Failed(_)) && failed.answered());
+        let stopped = ServiceError::classify(Err(ClientError::Stopped)).unwrap_err();
+        assert!(matches!(stopped, ServiceError::Stopped) && !stopped.answered());
+    }
+
+    #[test]
+    fn a_refusal_is_explained_by_its_first_detail() {
+        let body = r#"{"error":{"code":"InvalidRequestBody","message":"bad","target":"numbers","details":[{"code":"InvalidNumber","message":"+1 is short","target":"numbers[0]"}]}}"#;
+        let ServiceError::BadRequest(refusal) =
+            ServiceError::classify(answer(400, body)).unwrap_err()
+        else {
+            panic!("a bad request")
+        };
+        assert_eq!(refusal.target(), Some("numbers"));
+        assert_eq!(
+            refusal.explain(),
+            (Some("InvalidNumber".into()), Some("+1 is short".into()))
+        );
+        let ServiceError::NotFound(bare) = ServiceError::classify(answer(404, "")).unwrap_err()
+        else {
+            panic!("not found")
+        };
+        assert_eq!(bare.explain(), (None, None));
     }
 }
