@@ -3,7 +3,7 @@
 //! concurrent change is a conflict, never overwritten), upserted or
 //! deleted, one row at a time through [`crate::rowjob`].
 
-use crate::client::{ApiRequest, ApiResponse, ClientError, ProvisioningClient};
+use crate::client::{Precondition, ProvisioningClient, ServiceError, WriteOptions};
 use crate::export::rows::{ACCOUNT_COLUMNS, ACCOUNT_READ_ONLY};
 use crate::model::{
     Account, AccountServiceDetails, DirectRoutingConfiguration, DirectRoutingService,
@@ -13,7 +13,6 @@ use crate::rowjob::{Attempt, Operation, OperationError, Refused, RowResult};
 use crate::sheet::table::Table;
 use crate::spelling::{check_label, parse_bool, string_enum};
 use crate::validate::check_account_name;
-use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -319,42 +318,32 @@ fn direct_routing_report(account: &Account, base: &str) -> Vec<String> {
     vec![status, records]
 }
 
-fn path(name: &str) -> String {
-    format!(
-        "/accounts/{}",
-        url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
-    )
-}
-
-fn failed(response: &ApiResponse, code: Option<String>, message: Option<String>) -> RowResult {
-    let error = response.error();
-    RowResult {
-        ok: false,
-        status: response.status.as_u16(),
-        code: code.or_else(|| response.error_code()),
-        message: message.or_else(|| error.map(|e| e.message)),
-        request_id: Some(response.request_id.clone()),
-        extra: Vec::new(),
+/// A refusal as the row's result. What every other row would meet too
+/// (a missing role, this machine not allowed) or a request that got no
+/// answer stops the job instead.
+fn refused(
+    error: ServiceError,
+    code: Option<String>,
+    message: Option<String>,
+) -> Result<RowResult, OperationError> {
+    match error.refusal() {
+        Some(refusal) if !error.stops_the_run() => Ok(RowResult {
+            ok: false,
+            status: refusal.status.as_u16(),
+            code: code.or_else(|| refusal.code.clone()),
+            message: message.or_else(|| refusal.message().map(str::to_owned)),
+            request_id: Some(refusal.request_id.clone()),
+            extra: Vec::new(),
+        }),
+        _ => Err(fatal(error)),
     }
 }
 
-fn fatal(e: ClientError) -> OperationError {
+fn fatal(e: ServiceError) -> OperationError {
     match e {
-        ClientError::Stopped => OperationError::Stopped,
+        ServiceError::Stopped => OperationError::Stopped,
         other => OperationError::Fatal(other.to_string()),
     }
-}
-
-/// 403 stops the job: every other row would meet it too.
-fn check_forbidden(response: &ApiResponse) -> Result<(), OperationError> {
-    if response.status == StatusCode::FORBIDDEN {
-        let message = response.error().map(|e| e.message).unwrap_or_default();
-        return Err(OperationError::Fatal(format!(
-            "the service refused (403 {}): {message}",
-            response.error_code().unwrap_or_default()
-        )));
-    }
-    Ok(())
 }
 
 /// Creates, updates or upserts one account.
@@ -377,55 +366,50 @@ pub async fn write(
         (_, Some(etag), _) => Some(etag.clone()),
         // A create begun under upsert.
         (Mode::Upsert, None, Some(_)) => None,
-        _ => {
-            let response = client
-                .execute(&ApiRequest::new(Method::GET, path(&name)), &mut stop)
-                .await
-                .map_err(fatal)?;
-            check_forbidden(&response)?;
-            match response.status {
-                StatusCode::OK => response.headers.get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned),
-                StatusCode::NOT_FOUND if mode == Mode::Upsert => None,
-                StatusCode::NOT_FOUND => {
-                    return Ok(failed(&response, Some("AccountNotFound".into()), Some(format!("account '{name}' does not exist (--mode update changes existing accounts only)"))))
-                }
-                _ => return Ok(failed(&response, None, None)),
+        _ => match client.get_account(&name, &mut stop).await {
+            Ok(response) => response.etag().map(str::to_owned),
+            Err(ServiceError::NotFound(_)) if mode == Mode::Upsert => None,
+            Err(e @ ServiceError::NotFound(_)) => {
+                return refused(e, Some("AccountNotFound".into()), Some(format!("account '{name}' does not exist (--mode update changes existing accounts only)")))
             }
-        }
+            Err(e) => return refused(e, None, None),
+        },
     };
     let (id, first) = attempt.sent(etag.clone()).await?;
-    let mut request = ApiRequest::new(Method::PUT, path(&name)).json(&operation.what);
-    request.repeatability = Some((id, first));
-    match &etag {
-        Some(etag) => request.headers.push(("If-Match".into(), etag.clone())),
-        None => request.headers.push(("If-None-Match".into(), "*".into())),
-    }
-    let response = client.execute(&request, &mut stop).await.map_err(fatal)?;
-    check_forbidden(&response)?;
-    Ok(match response.status {
-        StatusCode::OK | StatusCode::CREATED => {
-            let written: Account = response.json().unwrap_or_else(|_| operation.what.clone());
-            RowResult {
+    let precondition = match &etag {
+        Some(etag) => Precondition::IfMatch(etag.clone()),
+        None => Precondition::IfNoneMatchAny,
+    };
+    let options = WriteOptions {
+        repeatability: Some((id, first)),
+    };
+    match client
+        .put_account(&name, &operation.what, precondition, &options, &mut stop)
+        .await
+    {
+        Ok(response) => {
+            let written: Account = response.model().unwrap_or_else(|_| operation.what.clone());
+            Ok(RowResult {
                 ok: true,
                 status: response.status.as_u16(),
                 code: None,
                 message: None,
                 request_id: Some(response.request_id.clone()),
                 extra: direct_routing_report(&written, &base),
-            }
+            })
         }
-        StatusCode::PRECONDITION_FAILED => failed(
-            &response,
+        Err(e @ ServiceError::PreconditionFailed(_)) => refused(
+            e,
             Some("Conflict".into()),
             Some(format!("account '{name}' changed after it was read; not overwritten: read it again and retry")),
         ),
-        StatusCode::CONFLICT if etag.is_none() => failed(
-            &response,
+        Err(e @ ServiceError::Conflict(_)) if etag.is_none() => refused(
+            e,
             None,
             Some(format!("account '{name}' already exists (use --mode update or upsert to change it)")),
         ),
-        _ => failed(&response, None, None),
-    })
+        Err(e) => refused(e, None, None),
+    }
 }
 
 /// Deletes one account (with `?deleteNumbers=true` when asked).
@@ -437,30 +421,29 @@ pub async fn delete(
 ) -> Result<RowResult, OperationError> {
     let mut stop = attempt.stop.clone();
     let (id, first) = attempt.sent(None).await?;
-    let mut request = ApiRequest::new(Method::DELETE, path(&operation.key));
-    if with_numbers {
-        request.query.push(("deleteNumbers".into(), "true".into()));
-    }
-    request.repeatability = Some((id, first));
-    let response = client.execute(&request, &mut stop).await.map_err(fatal)?;
-    check_forbidden(&response)?;
-    Ok(match response.status {
-        StatusCode::NO_CONTENT | StatusCode::OK => RowResult {
+    let options = WriteOptions {
+        repeatability: Some((id, first)),
+    };
+    match client
+        .delete_account(&operation.key, with_numbers, &options, &mut stop)
+        .await
+    {
+        Ok(response) => Ok(RowResult {
             ok: true,
             status: response.status.as_u16(),
             request_id: Some(response.request_id.clone()),
             ..RowResult::default()
-        },
-        StatusCode::CONFLICT => failed(
-            &response,
+        }),
+        Err(e @ ServiceError::Conflict(_)) => refused(
+            e,
             None,
             Some(format!(
                 "account '{}' still holds numbers; give --with-numbers to release them too",
                 operation.key
             )),
         ),
-        _ => failed(&response, None, None),
-    })
+        Err(e) => refused(e, None, None),
+    }
 }
 
 /// Reads an accounts sheet for deletion: only names.

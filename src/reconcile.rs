@@ -7,16 +7,14 @@
 //! are compared field by field ([`Fields::diff`]). A million numbers a side
 //! take 16 bytes each.
 
-use crate::client::{ApiRequest, ClientError, ProvisioningClient};
+use crate::client::{paths, ListOptions, ProvisioningClient, ServiceError};
 use crate::csvconf;
-use crate::model::{Number, Page};
 use crate::record::{sheet_headings, sheet_row, Fields};
 use crate::sheet::{Sheet, SheetOptions};
 use crate::spelling::{e164, string_enum};
 use crate::validate::pipeline::{self, Summary, ValidateError, NO_ACCOUNT};
 use crate::validate::{Finding, RuleOptions, SHOWN_FINDINGS};
 use rayon::slice::ParallelSliceMut;
-use reqwest::Method;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::cmp::Ordering;
@@ -101,14 +99,8 @@ pub enum ReconcileError {
         #[source]
         source: io::Error,
     },
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error("listing {what} answered {status}: {message}")]
-    Refused {
-        what: String,
-        status: u16,
-        message: String,
-    },
+    #[error("listing {what}: {error}")]
+    Listing { what: String, error: ServiceError },
 }
 
 /// The desired side from a sheet, through the import's reader and rules.
@@ -211,34 +203,20 @@ pub async fn live_side(
     stop: &mut watch::Receiver<bool>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Side, ReconcileError> {
-    let sources: Vec<String> = if accounts.is_empty() {
-        vec!["/numbers".into()]
+    let sources: Vec<Option<&str>> = if accounts.is_empty() {
+        vec![None]
     } else {
-        accounts
-            .iter()
-            .map(|a| {
-                format!(
-                    "/accounts/{}/numbers",
-                    url::form_urlencoded::byte_serialize(a.as_bytes()).collect::<String>()
-                )
-            })
-            .collect()
+        accounts.iter().map(|a| Some(a.as_str())).collect()
     };
     let mut items = Vec::new();
     for source in sources {
-        let mut url = client.url(&source, &[("maxpagesize".into(), page_size.to_string())]);
-        loop {
-            let request = ApiRequest::new(Method::GET, url.path().to_owned());
-            let response = client.execute_url(&request, url.clone(), stop).await?;
-            if !response.status.is_success() {
-                return Err(ReconcileError::Refused {
-                    what: source.clone(),
-                    status: response.status.as_u16(),
-                    message: response.error().map(|e| e.message).unwrap_or_default(),
-                });
-            }
-            let page: Page<Number> = response.json()?;
-            for number in &page.value {
+        let mut pager = client.list_numbers(source, &ListOptions::page_size(page_size));
+        while let Some(page) = pager.next_page(stop).await {
+            let page = page.map_err(|error| ReconcileError::Listing {
+                what: source.map_or_else(|| "/numbers".to_owned(), paths::account_numbers),
+                error,
+            })?;
+            for number in &page.items {
                 let Some(digits) = crate::spelling::e164_digits(&number.telephone_number) else {
                     continue;
                 };
@@ -251,10 +229,6 @@ pub async fn live_side(
                 });
             }
             progress(items.len() as u64);
-            match page.next_link.and_then(|link| url.join(&link).ok()) {
-                Some(next) => url = next,
-                None => break,
-            }
         }
     }
     items.par_sort_unstable();

@@ -4,12 +4,11 @@
 //! one row at a time through [`crate::rowjob`]. The RFI export's columns are
 //! accepted, so an export can be edited and sent back.
 
-use crate::client::{ApiRequest, ClientError, ProvisioningClient};
+use crate::client::{ProvisioningClient, ServiceError, WriteOptions};
 use crate::export::rows::RFI_COLUMNS;
 use crate::model::{CustomerRelationship, RelationshipStatus, RfiPatch};
 use crate::rowjob::{Attempt, Operation, OperationError, Refused, RowResult};
 use crate::sheet::table::Table;
-use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 
 pub const REQUIRED: [&str; 2] = ["tenantId", "customerRelationship_status"];
@@ -115,45 +114,39 @@ pub async fn patch(
 ) -> Result<RowResult, OperationError> {
     let mut stop = attempt.stop.clone();
     let (id, first) = attempt.sent(None).await?;
-    let path = format!(
-        "/teamsRequestsForInformation/{}",
-        url::form_urlencoded::byte_serialize(operation.key.as_bytes()).collect::<String>()
-    );
-    let mut request = ApiRequest::new(Method::PATCH, path).json(&operation.what);
-    request.repeatability = Some((id, first));
-    let response = client
-        .execute(&request, &mut stop)
+    let options = WriteOptions {
+        repeatability: Some((id, first)),
+    };
+    match client
+        .patch_rfi(&operation.key, &operation.what, &options, &mut stop)
         .await
-        .map_err(|e| match e {
-            ClientError::Stopped => OperationError::Stopped,
-            other => OperationError::Fatal(other.to_string()),
-        })?;
-    if response.status == StatusCode::FORBIDDEN {
-        let message = response.error().map(|e| e.message).unwrap_or_default();
-        return Err(OperationError::Fatal(format!(
-            "the service refused (403): {message}"
-        )));
-    }
-    let error = response.error();
-    Ok(RowResult {
-        ok: response.status.is_success(),
-        status: response.status.as_u16(),
-        code: (!response.status.is_success())
-            .then(|| response.error_code())
-            .flatten(),
-        message: (!response.status.is_success())
-            .then(|| {
-                error.map(|e| {
+    {
+        Ok(response) => Ok(RowResult {
+            ok: true,
+            status: response.status.as_u16(),
+            code: None,
+            message: None,
+            request_id: Some(response.request_id.clone()),
+            extra: Vec::new(),
+        }),
+        Err(ServiceError::Stopped) => Err(OperationError::Stopped),
+        Err(e) => match e.refusal() {
+            // What every other row would meet too stops the job.
+            Some(refusal) if !e.stops_the_run() => Ok(RowResult {
+                ok: false,
+                status: refusal.status.as_u16(),
+                code: refusal.code.clone(),
+                message: refusal.error.as_ref().map(|e| {
                     e.details
                         .first()
-                        .map(|d| d.message.clone())
-                        .unwrap_or(e.message)
-                })
-            })
-            .flatten(),
-        request_id: Some(response.request_id.clone()),
-        extra: Vec::new(),
-    })
+                        .map_or_else(|| e.message.clone(), |d| d.message.clone())
+                }),
+                request_id: Some(refusal.request_id.clone()),
+                extra: Vec::new(),
+            }),
+            _ => Err(OperationError::Fatal(e.to_string())),
+        },
+    }
 }
 
 #[cfg(test)]

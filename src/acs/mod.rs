@@ -2,11 +2,12 @@
 //! ([`search`]), and buying what a search found ([`purchase`]), both
 //! long-running operations polled to their end ([`operation`]).
 //!
-//! Requests go through the same paced, retrying
-//! [`ProvisioningClient`](crate::client::ProvisioningClient) as the
-//! Provisioning API's, authenticated with an Entra ID token or signed with
-//! the resource's access key ([`signing`]).
+//! Requests go through the [`AcsClient`], over the same paced, retrying
+//! [`Transport`](crate::client::Transport) as the Provisioning API's,
+//! authenticated with an Entra ID token or signed with the resource's
+//! access key ([`signing`]).
 
+pub mod client;
 pub mod model;
 pub mod operation;
 pub mod purchase;
@@ -15,6 +16,7 @@ pub mod search;
 pub mod signing;
 
 use crate::client::{ApiResponse, ClientError};
+pub use client::AcsClient;
 use std::time::Duration;
 
 /// Why a search or a purchase did not get to its end.

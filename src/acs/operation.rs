@@ -2,11 +2,10 @@
 //! operation has `succeeded` or `failed`, waiting what `Retry-After` asks
 //! between polls.
 
+use super::client::{AcsClient, Polled};
 use super::model::{Operation, OperationStatus};
 use super::{AcsError, PollOptions};
 use crate::client::pacer::sleep_or_stop;
-use crate::client::{retry_after, ApiRequest, ApiResponse, ProvisioningClient};
-use reqwest::Method;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -28,47 +27,10 @@ impl Finished {
     }
 }
 
-/// The URL of a location the service gave, relative or absolute. An
-/// absolute one must be on the endpoint's origin: credentials go nowhere
-/// else.
-pub fn resolve(client: &ProvisioningClient, location: &str) -> Result<url::Url, AcsError> {
-    let endpoint = &client.connection.endpoint;
-    let mut url = endpoint
-        .join(location)
-        .map_err(|e| AcsError::Protocol(format!("the location '{location}' is not a URL: {e}")))?;
-    if url.origin() != endpoint.origin() {
-        return Err(AcsError::Protocol(format!(
-            "the service pointed to {location}, outside {endpoint}; not following it with credentials"
-        )));
-    }
-    if !url.query_pairs().any(|(k, _)| k == "api-version") {
-        url.query_pairs_mut()
-            .append_pair("api-version", &client.connection.api_version);
-    }
-    Ok(url)
-}
-
-/// GETs a location and expects 200 with JSON.
-pub async fn get(
-    client: &ProvisioningClient,
-    location: &str,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<ApiResponse, AcsError> {
-    let url = resolve(client, location)?;
-    let response = client
-        .execute_url(&ApiRequest::new(Method::GET, url.path()), url, stop)
-        .await?;
-    if response.status.is_success() {
-        Ok(response)
-    } else {
-        Err(AcsError::from_response(&response))
-    }
-}
-
 /// Polls the operation at `location` until it ends or `options.timeout`
 /// passes.
 pub async fn wait(
-    client: &ProvisioningClient,
+    client: &AcsClient,
     location: &str,
     options: &PollOptions,
     stop: &mut watch::Receiver<bool>,
@@ -76,9 +38,11 @@ pub async fn wait(
     let started = tokio::time::Instant::now();
     let mut polls = 0;
     loop {
-        let response = get(client, location, stop).await?;
+        let Polled {
+            operation,
+            retry_after,
+        } = client.get_operation(location, stop).await?;
         polls += 1;
-        let operation: Operation = response.json()?;
         match OperationStatus::parse_exact(&operation.status) {
             Some(status) if status.is_final() => return Ok(Finished { operation, polls }),
             Some(_) => {}
@@ -89,7 +53,7 @@ pub async fn wait(
                 )))
             }
         }
-        let wait = retry_after(&response.headers)
+        let wait = retry_after
             .unwrap_or(options.interval)
             .clamp(MIN_INTERVAL, MAX_INTERVAL);
         if started.elapsed() + wait > options.timeout {

@@ -6,13 +6,12 @@
 //! (it may have reserved numbers without the answer arriving); it is
 //! reported as failed, and running it again is the user's call.
 
+use super::client::{search_result_location, AcsClient};
 use super::model::{SearchResult, SEARCH_ERRORS};
 use super::operation;
 use super::requests::SearchSpec;
 use super::{AcsError, PollOptions};
-use crate::client::{ApiRequest, ProvisioningClient};
 use futures_util::StreamExt;
-use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -84,7 +83,7 @@ fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a
 
 /// Runs one search to its end.
 pub async fn search(
-    client: &ProvisioningClient,
+    client: &AcsClient,
     spec: &SearchSpec,
     options: &PollOptions,
     stop: &mut watch::Receiver<bool>,
@@ -103,38 +102,31 @@ pub async fn search(
 }
 
 async fn run_search(
-    client: &ProvisioningClient,
+    client: &AcsClient,
     outcome: &mut SearchOutcome,
     options: &PollOptions,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), AcsError> {
     let spec = &outcome.spec;
-    let mut request = ApiRequest::new(
-        Method::POST,
-        format!("/availablePhoneNumbers/countries/{}/:search", spec.country),
-    )
-    .json(&spec.body);
-    request.resend_when_unsure = false;
-    let response = client.execute(&request, stop).await?;
-    if response.status != StatusCode::ACCEPTED && response.status != StatusCode::OK {
-        return Err(AcsError::from_response(&response));
-    }
-    let operation_location = header(&response.headers, "operation-location")
+    let headers = client
+        .search_available_phone_numbers(&spec.country, &spec.body, stop)
+        .await?;
+    let operation_location = header(&headers, "operation-location")
         .ok_or_else(|| {
             AcsError::Protocol("the search was accepted without an Operation-Location".into())
         })?
         .to_owned();
-    let search_id = header(&response.headers, "search-id")
+    let search_id = header(&headers, "search-id")
         .map(str::to_owned)
         .or_else(|| {
-            header(&response.headers, "operation-id")
+            header(&headers, "operation-id")
                 .and_then(|id| id.strip_prefix("search_"))
                 .map(str::to_owned)
         })
         .ok_or_else(|| AcsError::Protocol("the search was accepted without a search-id".into()))?;
-    let result_location = header(&response.headers, "location")
+    let result_location = header(&headers, "location")
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("/availablePhoneNumbers/searchResults/{search_id}"));
+        .unwrap_or_else(|| search_result_location(&search_id));
     outcome.search_id = Some(search_id);
     let finished = operation::wait(client, &operation_location, options, stop).await?;
     outcome.polls = finished.polls;
@@ -155,7 +147,7 @@ async fn run_search(
         return Ok(());
     }
     let location = operation.resource_location.unwrap_or(result_location);
-    let result: SearchResult = operation::get(client, &location, stop).await?.json()?;
+    let result = client.get_search_result_at(&location, stop).await?;
     let asked = spec.quantity() as usize;
     let found = result.phone_numbers.len();
     let reported = result.error.clone().filter(|e| e != "NoError");
@@ -310,7 +302,7 @@ impl SearchSummary {
 /// ends (in the order they end). Searches not yet started when `stop`
 /// turns true are not sent; they come back as `Stopped`.
 pub async fn run(
-    client: Arc<ProvisioningClient>,
+    client: Arc<AcsClient>,
     specs: Vec<SearchSpec>,
     concurrency: usize,
     options: PollOptions,

@@ -13,9 +13,9 @@ use super::{ui, Status};
 use acgbulk::acs::requests::{self, RequestCells, RequestError, SearchSpec};
 use acgbulk::acs::search::{self, SearchSummary};
 use acgbulk::acs::signing::{AccessKeySigner, ConnectionString};
+use acgbulk::acs::AcsClient;
 use acgbulk::acs::{purchase, PollOptions};
 use acgbulk::client::auth::{Credential, TokenProvider};
-use acgbulk::client::ProvisioningClient;
 use acgbulk::emulator::acs::AcsConfig;
 use acgbulk::emulator::{Emulator, EmulatorConfig, SeedSource};
 use acgbulk::sheet::table::read_table;
@@ -107,7 +107,7 @@ fn env_nonempty(name: &str) -> Option<String> {
 }
 
 impl AcsConnectionArgs {
-    async fn connect(&self) -> anyhow::Result<Connected> {
+    async fn connect(&self) -> anyhow::Result<Connected<AcsClient>> {
         let (endpoint, access_key, emulator) = if self.emulator {
             let key: [u8; 32] = rand::random();
             let emulator = Emulator::start(EmulatorConfig {
@@ -188,7 +188,7 @@ impl AcsConnectionArgs {
             .as_str()
             .trim_end_matches('/')
             .to_owned();
-        let mut client = ProvisioningClient::new(
+        let mut client = AcsClient::new(
             connection,
             provider,
             self.transport.pacer(),

@@ -109,14 +109,15 @@ impl AuthArgs {
     }
 }
 
-/// A connected client, and the in-process emulator when there is one.
-pub struct Connected {
-    pub client: Arc<ProvisioningClient>,
+/// A connected client (the Provisioning API's unless said), and the
+/// in-process emulator when there is one.
+pub struct Connected<C = ProvisioningClient> {
+    pub client: Arc<C>,
     pub endpoint: String,
     pub emulator: Option<Emulator>,
 }
 
-impl Connected {
+impl<C> Connected<C> {
     /// Stops the in-process emulator, if any (saving its state).
     pub async fn close(self) -> anyhow::Result<()> {
         if let Some(emulator) = self.emulator {

@@ -108,9 +108,7 @@ fn is_write(method: &Method) -> bool {
 /// The action of `POST /accounts/{name}:action`, if any.
 fn action(request: &Request) -> Option<String> {
     let last = request.uri().path().rsplit('/').next()?;
-    let decoded = url::form_urlencoded::parse(last.as_bytes())
-        .next()
-        .map(|(k, _)| k.into_owned())?;
+    let decoded = percent_encoding::percent_decode_str(last).decode_utf8_lossy();
     decoded.split_once(':').map(|(_, action)| action.to_owned())
 }
 

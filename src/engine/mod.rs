@@ -15,7 +15,7 @@ pub mod checkpoint;
 pub mod results;
 pub mod sync;
 
-use crate::client::{ApiRequest, ClientError, ProvisioningClient};
+use crate::client::{ProvisioningClient, ServiceError, WriteOptions};
 use crate::model::{NumberRef, NumberRefsBody, NumbersBody, ProvisioningStatus};
 use crate::plan::Plan;
 use crate::runner::{self, Limits, Panicked, Step, Stop, StopReason, UnitError};
@@ -25,7 +25,6 @@ use crate::validate::pipeline::{
 };
 use crate::validate::{e164, report::ReportWriter, Finding, RuleOptions, SHOWN_FINDINGS};
 use checkpoint::{Action, Checkpoint, Entry, Header, JournalError, SyncStates};
-use reqwest::{Method, StatusCode};
 use results::{Outcome, ResultLine, ResultsWriter};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -528,6 +527,12 @@ struct Ctx {
     retry_failed: bool,
 }
 
+/// What one part of a batch sends.
+enum BatchBody {
+    Import(NumbersBody),
+    Delete(NumberRefsBody),
+}
+
 /// A unit of an import: positions `lo..hi` of batch `b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Part {
@@ -567,25 +572,12 @@ fn new_repeatability() -> (String, String) {
     )
 }
 
-/// The error detail that best explains a refusal of one number.
-fn explain(response: &crate::client::ApiResponse) -> (Option<String>, Option<String>) {
-    match response.error() {
-        Some(error) => match error.details.first() {
-            Some(detail) => (Some(detail.code.clone()), Some(detail.message.clone())),
-            None => (Some(error.code), Some(error.message)),
-        },
-        None => (response.error_code(), None),
-    }
-}
-
 impl Ctx {
-    fn path(&self, b: usize) -> String {
-        let account = &self.expanded.accounts[self.plan.batches[b].account as usize];
-        let encoded: String = url::form_urlencoded::byte_serialize(account.as_bytes()).collect();
-        format!("/accounts/{encoded}:{}", self.action.operation())
+    fn account(&self, b: usize) -> &str {
+        &self.expanded.accounts[self.plan.batches[b].account as usize]
     }
 
-    fn body(&self, b: usize, lo: u32, hi: u32) -> Result<Vec<u8>, EngineError> {
+    fn body(&self, b: usize, lo: u32, hi: u32) -> Result<BatchBody, EngineError> {
         let entries = self.plan.entries(b, lo as usize, hi as usize);
         match self.action {
             Action::Delete => {
@@ -595,7 +587,7 @@ impl Ctx {
                         telephone_number: e164(self.expanded.entries[e as usize].number),
                     })
                     .collect();
-                Ok(serde_json::to_vec(&NumberRefsBody { numbers }).expect("serializes"))
+                Ok(BatchBody::Delete(NumberRefsBody { numbers }))
             }
             Action::Import => {
                 let account = &self.expanded.accounts[self.plan.batches[b].account as usize];
@@ -617,23 +609,50 @@ impl Ctx {
                         account,
                     ));
                 }
-                Ok(serde_json::to_vec(&NumbersBody { numbers }).expect("serializes"))
+                Ok(BatchBody::Import(NumbersBody { numbers }))
             }
         }
     }
 
-    /// Backend sync states for a part, from a 200's body.
-    fn sync_states(
+    /// Sends positions `lo..hi` of batch `b` once (with the transport's
+    /// retries): the status and request id of the success, with the
+    /// backend sync states of an import.
+    async fn send_batch(
         &self,
         b: usize,
-        lo: u32,
-        hi: u32,
-        response: &crate::client::ApiResponse,
-    ) -> Option<SyncStates> {
+        (lo, hi): (u32, u32),
+        body: &BatchBody,
+        options: &WriteOptions,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(u16, String, Option<SyncStates>), ServiceError> {
+        let account = self.account(b);
+        Ok(match body {
+            BatchBody::Import(numbers) => {
+                let response = self
+                    .client
+                    .create_or_update_numbers(account, numbers, options, stop)
+                    .await?;
+                let sync = response
+                    .model()
+                    .ok()
+                    .and_then(|body| self.sync_states(b, lo, hi, &body));
+                (response.status.as_u16(), response.request_id, sync)
+            }
+            BatchBody::Delete(numbers) => {
+                let response = self
+                    .client
+                    .delete_numbers(account, numbers, options, stop)
+                    .await?;
+                (response.status.as_u16(), response.request_id, None)
+            }
+        })
+    }
+
+    /// Backend sync states for a part, from a 200's body.
+    fn sync_states(&self, b: usize, lo: u32, hi: u32, body: &NumbersBody) -> Option<SyncStates> {
         if self.action != Action::Import {
             return None;
         }
-        let body: NumbersBody = response.json().ok()?;
         let by_number: HashMap<&str, Option<&str>> = body
             .numbers
             .iter()
@@ -658,59 +677,6 @@ impl Ctx {
             })
             .collect();
         Some(SyncStates(states))
-    }
-}
-
-/// What a refusal of a part means.
-enum Refusal {
-    /// The service no longer knows the repeatability id: send with a new one.
-    Expired,
-    /// The same id is still being processed: ask again shortly.
-    InProgress,
-    /// Refused as a whole (400/409): send it again in halves.
-    Split { status: u16, code: Option<String> },
-    /// The run cannot go on (403).
-    Fatal(String),
-    /// The final answer.
-    Final(PartDone),
-}
-
-fn classify(part: Part, response: crate::client::ApiResponse, renewed: bool) -> Refusal {
-    let code = response.error_code();
-    match (response.status, code.as_deref()) {
-        (StatusCode::BAD_REQUEST, Some("RepeatabilityFirstSentTooOld")) if !renewed => {
-            Refusal::Expired
-        }
-        (StatusCode::CONFLICT, Some("RepeatabilityRequestInProgress")) => Refusal::InProgress,
-        (StatusCode::FORBIDDEN, code) => {
-            let message = response.error().map(|e| e.message).unwrap_or_default();
-            Refusal::Fatal(
-                if code == Some("AuthorizationFailed") || message.contains("role") {
-                    format!("the service refused the credential (403 {}): {message}; give the application the ProvisioningAPI role this command needs", code.unwrap_or(""))
-                } else {
-                    format!("the service refused this machine (403 {}): {message}; is its address on the gateway's Provisioning API IP allowlist?", code.unwrap_or(""))
-                },
-            )
-        }
-        (StatusCode::BAD_REQUEST | StatusCode::CONFLICT, _) if part.hi - part.lo > 1 => {
-            Refusal::Split {
-                status: response.status.as_u16(),
-                code,
-            }
-        }
-        _ => {
-            let (code, message) = explain(&response);
-            Refusal::Final(PartDone {
-                lo: part.lo,
-                hi: part.hi,
-                status: response.status.as_u16(),
-                ok: false,
-                code,
-                message,
-                request_id: response.request_id,
-                sync: None,
-            })
-        }
     }
 }
 
@@ -762,85 +728,100 @@ async fn send_part(
     let mut watch = stop.watch();
     let mut renewed = false;
     loop {
-        let mut request = ApiRequest::new(Method::POST, ctx.path(b as usize));
-        request.body = Some(body.clone());
-        request.repeatability = Some((id.clone(), first.clone()));
-        let done = match ctx.client.execute(&request, &mut watch).await {
-            Err(ClientError::Stopped) => return Err(UnitError::Stopped),
-            Err(
-                e @ (ClientError::Unauthorized { .. }
-                | ClientError::Auth(_)
-                | ClientError::Config(_)),
-            ) => return Err(UnitError::Stop(StopReason::Refused(e.to_string()))),
-            Err(e) => PartDone {
+        let options = WriteOptions {
+            repeatability: Some((id.clone(), first.clone())),
+        };
+        let done = match ctx
+            .send_batch(b as usize, (lo, hi), &body, &options, &mut watch)
+            .await
+        {
+            Ok((status, request_id, sync)) => PartDone {
                 lo,
                 hi,
-                status: 0,
-                ok: false,
-                code: Some("NoAnswer".into()),
-                message: Some(e.to_string()),
-                request_id: match &e {
-                    ClientError::Transport { request_id, .. } => request_id.clone(),
-                    _ => String::new(),
-                },
-                sync: None,
-            },
-            Ok(response) if response.status.is_success() => PartDone {
-                lo,
-                hi,
-                status: response.status.as_u16(),
+                status,
                 ok: true,
                 code: None,
                 message: None,
-                sync: ctx.sync_states(b as usize, lo, hi, &response),
-                request_id: response.request_id,
+                request_id,
+                sync,
             },
-            Ok(response) => {
-                let req = response.request_id.clone();
-                match classify(part, response, renewed) {
-                    Refusal::Expired => {
-                        // The batch is an idempotent upsert or delete, so a
-                        // new id is safe.
-                        tracing::warn!("batch {} part {lo}..{hi}: repeatability id expired on the service; sending with a new one", b + 1);
-                        (id, first) = repeatability(&ctx, part, true).await?;
-                        renewed = true;
-                        continue;
-                    }
-                    Refusal::InProgress => {
-                        let wait = Duration::from_secs(1);
-                        if crate::client::pacer::sleep_or_stop(wait, &mut watch)
-                            .await
-                            .is_err()
-                        {
-                            return Err(UnitError::Stopped);
-                        }
-                        continue;
-                    }
-                    Refusal::Fatal(why) => return Err(UnitError::Stop(StopReason::Refused(why))),
-                    Refusal::Split { status, code } => {
-                        let split = Entry::Split {
-                            b,
-                            lo,
-                            hi,
-                            status,
-                            code,
-                            req,
-                        };
-                        ctx.checkpoint
-                            .append(&split)
-                            .await
-                            .map_err(journal_unit_error)?;
-                        return Ok(Step::yields(part.halves()));
-                    }
-                    Refusal::Final(done) => done,
-                }
+            Err(ServiceError::Stopped) => return Err(UnitError::Stopped),
+            Err(e) if e.stops_the_run() => {
+                return Err(UnitError::Stop(StopReason::Refused(e.to_string())))
             }
+            Err(ServiceError::BadRequest(r))
+                if !renewed && r.code.as_deref() == Some("RepeatabilityFirstSentTooOld") =>
+            {
+                // The service no longer knows the id; the batch is an
+                // idempotent upsert or delete, so a new id is safe.
+                tracing::warn!("batch {} part {lo}..{hi}: repeatability id expired on the service; sending with a new one", b + 1);
+                (id, first) = repeatability(&ctx, part, true).await?;
+                renewed = true;
+                continue;
+            }
+            Err(ServiceError::Conflict(r))
+                if r.code.as_deref() == Some("RepeatabilityRequestInProgress") =>
+            {
+                let wait = Duration::from_secs(1);
+                if crate::client::pacer::sleep_or_stop(wait, &mut watch)
+                    .await
+                    .is_err()
+                {
+                    return Err(UnitError::Stopped);
+                }
+                continue;
+            }
+            Err(ServiceError::BadRequest(r) | ServiceError::Conflict(r)) if hi - lo > 1 => {
+                let split = Entry::Split {
+                    b,
+                    lo,
+                    hi,
+                    status: r.status.as_u16(),
+                    code: r.code,
+                    req: r.request_id,
+                };
+                ctx.checkpoint
+                    .append(&split)
+                    .await
+                    .map_err(journal_unit_error)?;
+                return Ok(Step::yields(part.halves()));
+            }
+            Err(e) => refused_part(lo, hi, &e),
         };
         ctx.checkpoint
             .append(&done.entry(b))
             .await
             .map_err(journal_unit_error)?;
         return Ok(Step::done((b, done)));
+    }
+}
+
+/// A part the service refused, or that got no answer.
+fn refused_part(lo: u32, hi: u32, error: &ServiceError) -> PartDone {
+    match error.refusal() {
+        Some(refusal) => {
+            let (code, message) = refusal.explain();
+            PartDone {
+                lo,
+                hi,
+                status: refusal.status.as_u16(),
+                ok: false,
+                code,
+                message,
+                request_id: refusal.request_id.clone(),
+                sync: None,
+            }
+        }
+        None => PartDone {
+            lo,
+            hi,
+            status: 0,
+            ok: false,
+            code: Some("NoAnswer".into()),
+            message: Some(error.to_string()),
+            request_id: error.request_id().unwrap_or_default().to_owned(),
+            sync: None,
+        },
     }
 }
 
@@ -1039,7 +1020,7 @@ pub async fn execute(
             .append(&Entry::Finished { at: now_rfc3339() })
             .await?;
     }
-    let counters = &client.counters;
+    let counters = client.counters();
     summary.requests = counters.requests.load(Ordering::Relaxed);
     summary.retries = counters.retries.load(Ordering::Relaxed);
     summary.throttled = counters.throttled.load(Ordering::Relaxed);

@@ -4,11 +4,10 @@
 
 use super::PartDone;
 use crate::client::pacer::sleep_or_stop;
-use crate::client::{ApiRequest, ProvisioningClient};
-use crate::model::{Number, Page, ProvisioningStatus};
+use crate::client::{ListOptions, ProvisioningClient};
+use crate::model::{Number, ProvisioningStatus};
 use crate::plan::Plan;
 use crate::validate::pipeline::Expanded;
-use reqwest::Method;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -117,39 +116,20 @@ pub async fn wait(
         }
         for account in state.accounts.clone() {
             let name = &expanded.accounts[account as usize];
-            let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
-            let mut request = ApiRequest::new(Method::GET, format!("/accounts/{encoded}/numbers"));
-            request.query.push(("maxpagesize".into(), "1000".into()));
-            let mut url = client.url(&request.path, &request.query);
-            loop {
-                let page: Page<Number> = match client.execute_url(&request, url.clone(), stop).await
-                {
-                    Ok(response) if response.status.is_success() => match response.json() {
-                        Ok(page) => page,
-                        Err(e) => {
-                            tracing::warn!("wait-sync: {e}");
-                            break;
-                        }
-                    },
-                    Ok(response) => {
-                        tracing::warn!("wait-sync: listing {name} answered {}", response.status);
+            let mut pager = client.list_numbers(Some(name), &ListOptions::page_size(1000));
+            while let Some(page) = pager.next_page(stop).await {
+                match page {
+                    Ok(page) => page.items.iter().for_each(|number| state.learn(number)),
+                    // An answer, but not a page: try this account again
+                    // at the next poll.
+                    Err(e) if e.answered() => {
+                        tracing::warn!("wait-sync: listing {name}: {e}");
                         break;
                     }
                     Err(e) => {
                         tracing::warn!("wait-sync: {e}");
                         return;
                     }
-                };
-                for number in &page.value {
-                    state.learn(number);
-                }
-                match page
-                    .next_link
-                    .as_deref()
-                    .and_then(|link| url.join(link).ok())
-                {
-                    Some(next) => url = next,
-                    None => break,
                 }
             }
         }

@@ -10,13 +10,14 @@
 
 pub mod rows;
 
-use crate::client::{ApiRequest, ClientError, ProvisioningClient};
+use crate::client::pager::Page;
+use crate::client::{path, paths, ListOptions, ProvisioningClient, ServiceError};
 use crate::csvconf;
 use crate::journal::JournalError;
-use crate::model::{Account, CivicAddress, Number, Page, RequestForInformation};
+use crate::model::{Account, CivicAddress, Number, RequestForInformation};
 use crate::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch, Unfinished};
 use crate::runner::{self, Limits, Panicked, Step, Stop, StopReason, UnitError};
-use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter};
@@ -66,15 +67,8 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error("{what} answered {status}{}{}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(), message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Refused {
-        what: String,
-        status: StatusCode,
-        code: Option<String>,
-        message: Option<String>,
-    },
+    #[error("{what}: {error}")]
+    Service { what: String, error: ServiceError },
     #[error("{} belongs to another export ({mismatch}); give --restart to start this one over", checkpoint.display())]
     Mismatch {
         checkpoint: PathBuf,
@@ -177,10 +171,6 @@ pub struct ExportSummary {
     pub stop_reason: Option<StopReason>,
 }
 
-fn encode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
-}
-
 impl Collection {
     pub fn name(self) -> &'static str {
         match self {
@@ -201,27 +191,6 @@ fn headings(collection: Collection) -> Vec<String> {
     }
 }
 
-/// Sends one GET (at the pace, with retries) and insists on a 200.
-async fn get(
-    client: &ProvisioningClient,
-    url: url::Url,
-    what: &str,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<crate::client::ApiResponse, ExportError> {
-    let request = ApiRequest::new(Method::GET, url.path().to_owned());
-    let response = client.execute_url(&request, url, stop).await?;
-    if !response.status.is_success() {
-        let error = response.error();
-        return Err(ExportError::Refused {
-            what: what.to_owned(),
-            status: response.status,
-            code: response.error_code(),
-            message: error.map(|e| e.message),
-        });
-    }
-    Ok(response)
-}
-
 /// The names of every account, paged (for civic addresses of all, and an
 /// import's check that its accounts exist).
 pub async fn account_names(
@@ -229,21 +198,38 @@ pub async fn account_names(
     page_size: usize,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Vec<String>, ExportError> {
-    let mut url = client.url(
-        "/accounts",
-        &[("maxpagesize".into(), page_size.to_string())],
-    );
-    let mut names = Vec::new();
-    loop {
-        let page: Page<Account> = get(client, url.clone(), "listing accounts", stop)
-            .await?
-            .json()?;
-        names.extend(page.value.into_iter().filter_map(|a| a.name));
-        match page.next_link.and_then(|link| url.join(&link).ok()) {
-            Some(next) => url = next,
-            None => return Ok(names),
-        }
-    }
+    let accounts = client
+        .list_accounts(&ListOptions::page_size(page_size))
+        .collect_all(stop)
+        .await
+        .map_err(|error| ExportError::Service {
+            what: "listing accounts".into(),
+            error,
+        })?;
+    Ok(accounts.into_iter().filter_map(|a| a.name).collect())
+}
+
+/// One fetched and written page: the rows it added, the next page's link
+/// and the list's total when the service counted it.
+struct PageWritten {
+    rows: u64,
+    next: Option<String>,
+    record_count: Option<u64>,
+}
+
+/// The page at `link` (`None` when there is none).
+async fn fetch<T: DeserializeOwned>(
+    client: &ProvisioningClient,
+    link: &str,
+    what: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Page<T>>, ExportError> {
+    let failed = |error| ExportError::Service {
+        what: what.to_owned(),
+        error,
+    };
+    let mut pager = client.resume_list::<T>(link).map_err(failed)?;
+    pager.next_page(stop).await.transpose().map_err(failed)
 }
 
 struct Output {
@@ -328,72 +314,80 @@ struct Pages {
 }
 
 impl Pages {
-    /// Writes a page's items; returns how many rows they made and its
-    /// `nextLink`.
-    fn write_page(
+    /// Fetches the page at `link` of source `source` and writes its rows.
+    async fn fetch_and_write(
         &self,
         source: usize,
-        response: &crate::client::ApiResponse,
-    ) -> Result<(u64, Option<String>), ExportError> {
-        let mut output = self.output.lock().expect("the output lock");
-        let mut rows = 0u64;
-        let next_link = match self.collection {
+        link: &str,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<PageWritten, ExportError> {
+        let what = format!("GET {}", self.sources[source]);
+        let client = &self.client;
+        match self.collection {
             Collection::Numbers => {
-                let page: Page<Number> = response.json()?;
-                for number in &page.value {
-                    output.write(&rows::number_row(number))?;
-                }
-                rows += page.value.len() as u64;
-                page.next_link
+                let page = fetch::<Number>(client, link, &what, stop).await?;
+                self.write(page, |n, out| out.write(&rows::number_row(n)).map(|()| 1))
             }
             Collection::Accounts => {
-                let page: Page<Account> = response.json()?;
-                for account in &page.value {
-                    output.write(&rows::account_row(account))?;
-                }
-                rows += page.value.len() as u64;
-                page.next_link
+                let page = fetch::<Account>(client, link, &what, stop).await?;
+                self.write(page, |a, out| out.write(&rows::account_row(a)).map(|()| 1))
             }
             Collection::Rfis => {
-                let page: Page<RequestForInformation> = response.json()?;
-                for rfi in &page.value {
-                    output.write(&rows::rfi_row(rfi))?;
-                }
-                rows += page.value.len() as u64;
-                page.next_link
+                let page = fetch::<RequestForInformation>(client, link, &what, stop).await?;
+                self.write(page, |r, out| out.write(&rows::rfi_row(r)).map(|()| 1))
             }
             Collection::CivicAddresses => {
-                let page: Page<CivicAddress> = response.json()?;
                 let account = self.sources[source].split('/').nth(2).unwrap_or("");
-                let account: String = url::form_urlencoded::parse(account.as_bytes())
-                    .map(|(k, _)| k.into_owned())
-                    .collect();
-                for address in &page.value {
+                let account = path::decode_segment(account);
+                let page = fetch::<CivicAddress>(client, link, &what, stop).await?;
+                self.write(page, |address, out| {
+                    let mut written = 0;
                     for row in rows::civic_rows(&account, address) {
-                        output.write(&row)?;
-                        rows += 1;
+                        out.write(&row)?;
+                        written += 1;
                     }
-                }
-                page.next_link
+                    Ok(written)
+                })
             }
+        }
+    }
+
+    /// Writes a page's items with `write`, which answers how many rows an
+    /// item made.
+    fn write<T>(
+        &self,
+        page: Option<Page<T>>,
+        mut write: impl FnMut(&T, &mut Output) -> Result<u64, ExportError>,
+    ) -> Result<PageWritten, ExportError> {
+        let Some(page) = page else {
+            return Ok(PageWritten {
+                rows: 0,
+                next: None,
+                record_count: None,
+            });
         };
-        Ok((rows, next_link))
+        let mut output = self.output.lock().expect("the output lock");
+        let mut rows = 0;
+        for item in &page.items {
+            rows += write(item, &mut output)?;
+        }
+        Ok(PageWritten {
+            rows,
+            next: page.next_link.map(|link| link.to_string()),
+            record_count: page.record_count,
+        })
     }
 
     /// The total the service says the collection holds, when it is the
     /// export's total.
-    fn total(&self, response: &crate::client::ApiResponse) -> Option<u64> {
-        let count = response
-            .headers
-            .get("x-ms-record-count")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())?;
+    fn total(&self, record_count: Option<u64>) -> Option<u64> {
         (self.accounts <= 1
             && matches!(
                 self.collection,
                 Collection::Numbers | Collection::Accounts | Collection::Rfis
             ))
-        .then_some(count)
+        .then_some(record_count)
+        .flatten()
     }
 }
 
@@ -414,33 +408,25 @@ async fn fetch_page(
         let more = (source < pages.sources.len()).then_some(PageUnit { source, next, rows });
         return Ok(Step::yields(more.into_iter().collect()));
     };
-    let url = pages
-        .client
-        .url("/", &[])
-        .join(&link)
-        .map_err(|e| {
-            ExportError::from(ClientError::Config(format!(
-                "a nextLink that is not a URL: {e}"
-            )))
-        })
-        .map_err(UnitError::Failed)?;
-    let what = format!("GET {}", pages.sources[source]);
-    let response = match get(&pages.client, url.clone(), &what, &mut stop.watch()).await {
-        Err(ExportError::Client(ClientError::Stopped)) => return Err(UnitError::Stopped),
+    let written = match pages
+        .fetch_and_write(source, &link, &mut stop.watch())
+        .await
+    {
+        Err(ExportError::Service {
+            error: ServiceError::Stopped,
+            ..
+        }) => return Err(UnitError::Stopped),
         other => other.map_err(UnitError::Failed)?,
     };
-    let total = pages.total(&response);
-    let (added, next_link) = pages
-        .write_page(source, &response)
-        .map_err(UnitError::Failed)?;
-    let rows = rows + added;
+    let total = pages.total(written.record_count);
+    let rows = rows + written.rows;
     let bytes = pages
         .output
         .lock()
         .expect("the output lock")
         .sync()
         .map_err(UnitError::Failed)?;
-    let next = next_link.map(|link| url.join(&link).map(|u| u.to_string()).unwrap_or(link));
+    let next = written.next;
     let page = Entry::Page {
         source: source as u32,
         next: next.clone(),
@@ -590,24 +576,21 @@ async fn sources(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Vec<String>, ExportError> {
     Ok(match (options.collection, options.accounts.is_empty()) {
-        (Collection::Numbers, true) => vec!["/numbers".into()],
+        (Collection::Numbers, true) => vec![paths::NUMBERS.into()],
         (Collection::Numbers, false) => options
             .accounts
             .iter()
-            .map(|a| format!("/accounts/{}/numbers", encode(a)))
+            .map(|a| paths::account_numbers(a))
             .collect(),
-        (Collection::Accounts, _) => vec!["/accounts".into()],
-        (Collection::Rfis, _) => vec!["/teamsRequestsForInformation".into()],
+        (Collection::Accounts, _) => vec![paths::ACCOUNTS.into()],
+        (Collection::Rfis, _) => vec![paths::RFIS.into()],
         (Collection::CivicAddresses, all) => {
             let accounts = if all {
                 account_names(client, options.page_size, stop).await?
             } else {
                 options.accounts.clone()
             };
-            accounts
-                .iter()
-                .map(|a| format!("/accounts/{}/teamsCivicAddresses", encode(a)))
-                .collect()
+            accounts.iter().map(|a| paths::civic_addresses(a)).collect()
         }
     })
 }
@@ -631,7 +614,7 @@ pub async fn export(
         }
     };
     let start = start(&client, options, endpoint, &data_path, stop).await?;
-    let requests_before = client.counters.requests.load(Ordering::Relaxed);
+    let requests_before = client.counters().requests.load(Ordering::Relaxed);
     let mut rows = start.unit.rows;
     let mut pages = 0u64;
     let mut total: Option<u64> = None;
@@ -686,7 +669,7 @@ pub async fn export(
         out: options.out.clone(),
         rows,
         pages,
-        requests: client.counters.requests.load(Ordering::Relaxed) - requests_before,
+        requests: client.counters().requests.load(Ordering::Relaxed) - requests_before,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         resumed: start.resumed,
         stopped: !complete,
@@ -695,13 +678,11 @@ pub async fn export(
 }
 
 fn first_page(client: &ProvisioningClient, source: &str, page_size: usize) -> url::Url {
-    client.url(
-        source,
-        &[
-            ("maxpagesize".into(), page_size.to_string()),
-            ("countRecords".into(), "true".into()),
-        ],
-    )
+    let options = ListOptions {
+        max_page_size: Some(page_size),
+        count_records: true,
+    };
+    client.url(source, &options.query())
 }
 
 /// Converts the finished CSV into an .xlsx, every cell as text so Excel
