@@ -62,17 +62,6 @@ impl JournalError {
             _ => None,
         }
     }
-
-    /// The stop this error means for a run, when it is a file that could
-    /// not be written (a full disk): the run goes on once there is room.
-    pub fn stop_reason(&self) -> Option<crate::runner::StopReason> {
-        match self {
-            JournalError::Write { path, source } => {
-                Some(crate::runner::StopReason::cannot_write(path, source))
-            }
-            _ => None,
-        }
-    }
 }
 
 fn encode<R: Serialize>(record: &R) -> Vec<u8> {

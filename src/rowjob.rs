@@ -332,7 +332,7 @@ async fn operate<T>(
     attempt: Attempt,
 ) -> Result<Step<u32, (u32, RowResult)>, UnitError<JobError>> {
     let (index, checkpoint) = (attempt.index, attempt.checkpoint.clone());
-    let unwritable = |e: JournalError| match e.stop_reason() {
+    let unwritable = |e: JournalError| match StopReason::of_journal(&e) {
         // A checkpoint that cannot be written (a full disk) stops the job;
         // the row's write, sent or not, is sent again with its id.
         Some(reason) => UnitError::Stop(reason),

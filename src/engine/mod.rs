@@ -559,7 +559,7 @@ impl From<Panicked> for EngineError {
 /// A checkpoint that cannot be written (a full disk) stops the run;
 /// anything else about it is the engine's failure.
 fn journal_unit_error(e: JournalError) -> UnitError<EngineError> {
-    match e.stop_reason() {
+    match StopReason::of_journal(&e) {
         Some(reason) => UnitError::Stop(reason),
         None => UnitError::Failed(e.into()),
     }

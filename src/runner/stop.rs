@@ -41,6 +41,17 @@ impl StopReason {
         }
     }
 
+    /// The stop a checkpoint error means, when it is a file that could not
+    /// be written (a full disk): the run goes on once there is room.
+    pub fn of_journal(error: &crate::journal::JournalError) -> Option<StopReason> {
+        match error {
+            crate::journal::JournalError::Write { path, source } => {
+                Some(StopReason::cannot_write(path, source))
+            }
+            _ => None,
+        }
+    }
+
     /// The file that could not be written, when that stopped the run.
     pub fn file(&self) -> Option<&Path> {
         match self {
