@@ -1,29 +1,24 @@
 //! acgbulk: bulk provisioning of phone numbers into Azure Communications
 //! Gateway through its Provisioning API.
 //!
-//! The modules follow the data's path: [`sheet`] reads number sheets,
-//! [`validate`] checks them offline (with [`phone`] for the numbers
-//! themselves), and the API resources are the serde types of [`model`].
+//! This crate holds the jobs (import and delete in [`engine`], accounts and
+//! RFIs through [`rowjob`], [`export`], [`reconcile`]) and the command
+//! line. It re-exports the crates it is built from, so a user of the
+//! library (and its tests) sees one tree: the offline core
+//! ([`acgbulk_core`]: sheet, validate, phone, plan, record, journal), the
+//! client ([`acgbulk_client`]) and the emulator ([`acgbulk_emulator`]).
+
+pub use acgbulk_client as client;
+pub use acgbulk_client::acs;
+pub use acgbulk_core::{
+    csvconf, durable, journal, model, phone, plan, record, sample, sheet, spelling, text, validate,
+};
+pub use acgbulk_emulator as emulator;
 
 pub mod accounts;
-pub mod acs;
-pub mod client;
-pub mod csvconf;
-pub mod durable;
-pub mod emulator;
 pub mod engine;
 pub mod export;
-pub mod journal;
-pub mod model;
-pub mod phone;
-pub mod plan;
 pub mod reconcile;
-pub mod record;
 pub mod rfis;
 pub mod rowjob;
 pub mod runner;
-pub mod sample;
-pub mod sheet;
-pub mod spelling;
-pub mod text;
-pub mod validate;

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod acs;
+
 /// The api-version this project speaks.
 pub const API_VERSION: &str = "2024-02-29";
 

@@ -15,7 +15,7 @@
 use super::error::ApiError;
 use super::store::{now_ms, Millis};
 use super::App;
-use crate::acs::model::{
+use crate::model::acs::{
     AssignmentType, Capabilities, CapabilityType, Cost, Operation, OperationStatus,
     PhoneNumberType, PurchaseBody, SearchBody, SearchResult, API_VERSION,
 };

@@ -7,6 +7,7 @@
 //! Azure Communication Services has its own client over the same
 //! transport: [`crate::acs::AcsClient`].
 
+pub mod acs;
 pub mod auth;
 pub mod error;
 pub mod pacer;
@@ -14,6 +15,9 @@ pub mod pager;
 pub mod path;
 pub mod provisioning;
 pub mod transport;
+
+// The core modules this crate builds on, under the names the code uses.
+use acgbulk_core::{model, sheet};
 
 pub use error::{Refusal, ServiceError};
 pub use pager::{Page, Pager};

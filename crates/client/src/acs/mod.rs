@@ -3,19 +3,19 @@
 //! long-running operations polled to their end ([`operation`]).
 //!
 //! Requests go through the [`AcsClient`], over the same paced, retrying
-//! [`Transport`](crate::client::Transport) as the Provisioning API's,
+//! [`Transport`](crate::Transport) as the Provisioning API's,
 //! authenticated with an Entra ID token or signed with the resource's
 //! access key ([`signing`]).
 
 pub mod client;
-pub mod model;
+pub use acgbulk_core::model::acs as model;
 pub mod operation;
 pub mod purchase;
 pub mod requests;
 pub mod search;
 pub mod signing;
 
-use crate::client::{ApiResponse, ClientError};
+use crate::{ApiResponse, ClientError};
 pub use client::AcsClient;
 use std::time::Duration;
 

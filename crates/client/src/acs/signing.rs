@@ -7,7 +7,7 @@
 //! The key is kept as [`SecretBytes`], whose `Debug` and `Display` do not
 //! show it, and no error message quotes it.
 
-use crate::client::RequestSigner;
+use crate::RequestSigner;
 use azure_core::credentials::SecretBytes;
 use base64::Engine;
 use reqwest::header::HeaderValue;

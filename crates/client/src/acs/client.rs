@@ -5,10 +5,10 @@
 
 use super::model::{Operation, PurchaseBody, SearchBody, SearchResult};
 use super::AcsError;
-use crate::client::auth::TokenProvider;
-use crate::client::pacer::Pacer;
-use crate::client::path::segment;
-use crate::client::{
+use crate::auth::TokenProvider;
+use crate::pacer::Pacer;
+use crate::path::segment;
+use crate::{
     retry_after, ApiRequest, ApiResponse, ClientError, Connection, Counters, RequestSigner,
     RetryPolicy, Transport,
 };

@@ -23,6 +23,9 @@ pub mod seed;
 pub mod store;
 pub mod tls;
 
+// The core modules the emulator builds on, under the names the code uses.
+use acgbulk_core::{durable, model, phone, sample};
+
 use axum::extract::{DefaultBodyLimit, Path as AxumPath, State};
 use axum::routing::{get, post};
 use axum::{middleware, Router};

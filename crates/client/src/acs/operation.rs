@@ -5,7 +5,7 @@
 use super::client::{AcsClient, Polled};
 use super::model::{Operation, OperationStatus};
 use super::{AcsError, PollOptions};
-use crate::client::pacer::sleep_or_stop;
+use crate::pacer::sleep_or_stop;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -69,6 +69,6 @@ pub async fn wait(
         );
         sleep_or_stop(wait, stop)
             .await
-            .map_err(crate::client::ClientError::from)?;
+            .map_err(crate::ClientError::from)?;
     }
 }
