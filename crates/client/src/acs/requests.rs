@@ -60,146 +60,158 @@ fn names(list: &[&str]) -> String {
     list.join(", ")
 }
 
-/// Checks one request; every problem is reported, not just the first.
-pub fn check(row: u64, cells: &RequestCells) -> Result<SearchSpec, Vec<RequestError>> {
-    let mut errors = Vec::new();
-    let mut fail = |column: &'static str, message: String| {
-        errors.push(RequestError {
-            row,
+/// A row's problems, in the order found.
+struct Problems {
+    row: u64,
+    errors: Vec<RequestError>,
+}
+
+impl Problems {
+    fn fail(&mut self, column: &'static str, message: String) {
+        self.errors.push(RequestError {
+            row: self.row,
             column,
             message,
-        })
-    };
-    let country = match cells.country.map(str::trim) {
-        None | Some("") => {
-            fail(
+        });
+    }
+
+    /// A required cell holding one of `names` (`what` says which, with its
+    /// article), read by `parse`.
+    fn word<T>(
+        &mut self,
+        column: &'static str,
+        text: Option<&str>,
+        what: &str,
+        names: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        match text.map(str::trim) {
+            None | Some("") => {
+                self.fail(column, format!("{what} is required ({})", names.join(", ")));
+                None
+            }
+            Some(text) => {
+                let parsed = parse(text);
+                if parsed.is_none() {
+                    self.fail(
+                        column,
+                        format!("'{text}' is not {what} ({})", names.join(", ")),
+                    );
+                }
+                parsed
+            }
+        }
+    }
+
+    /// An ISO 3166 two-letter country, upper-cased.
+    fn country(&mut self, text: Option<&str>) -> String {
+        let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+            self.fail(
                 "countryCode",
                 "a country is required (ISO 3166 two letters, e.g. US)".into(),
             );
-            String::new()
-        }
-        Some(text) => {
-            let upper = text.to_ascii_uppercase();
-            if upper.len() != 2
-                || !upper.bytes().all(|b| b.is_ascii_uppercase())
-                || phonenumber::metadata::DATABASE.by_id(&upper).is_none()
-            {
-                fail(
-                    "countryCode",
-                    format!(
-                        "'{text}' is not an ISO 3166 two-letter country code (e.g. US, GB, DK)"
-                    ),
-                );
-            }
-            upper
-        }
-    };
-    let phone_number_type = match cells.phone_number_type.map(str::trim) {
-        None | Some("") => {
-            fail(
-                "phoneNumberType",
-                format!(
-                    "a number type is required ({})",
-                    names(PhoneNumberType::NAMES)
-                ),
-            );
-            None
-        }
-        Some(text) => {
-            let squeezed: String = text.chars().filter(|c| *c != '-' && *c != ' ').collect();
-            let parsed = PhoneNumberType::parse(&squeezed);
-            if parsed.is_none() {
-                fail(
-                    "phoneNumberType",
-                    format!(
-                        "'{text}' is not a number type ({})",
-                        names(PhoneNumberType::NAMES)
-                    ),
-                );
-            }
-            parsed
-        }
-    };
-    let assignment_type = match cells.assignment_type.map(str::trim) {
-        None | Some("") => {
-            fail(
-                "assignmentType",
-                format!(
-                    "an assignment type is required ({})",
-                    names(AssignmentType::NAMES)
-                ),
-            );
-            None
-        }
-        Some(text) => {
-            let parsed = AssignmentType::parse(text);
-            if parsed.is_none() {
-                fail(
-                    "assignmentType",
-                    format!(
-                        "'{text}' is not an assignment type ({})",
-                        names(AssignmentType::NAMES)
-                    ),
-                );
-            }
-            parsed
-        }
-    };
-    let mut capability =
-        |column: &'static str, text: Option<&str>, default: CapabilityType| match text
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            None => default,
-            Some(text) => {
-                let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-                CapabilityType::parse(&squeezed).unwrap_or_else(|| {
-                    fail(
-                        column,
-                        format!(
-                            "'{text}' is not a capability ({})",
-                            names(CapabilityType::NAMES)
-                        ),
-                    );
-                    default
-                })
-            }
+            return String::new();
         };
-    let calling = capability("calling", cells.calling, DEFAULT_CALLING);
-    let sms = capability("sms", cells.sms, DEFAULT_SMS);
-    let area_code = match cells.area_code.map(str::trim).filter(|t| !t.is_empty()) {
-        None => None,
-        Some(text) if (1..=6).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(text.to_owned())
-        }
-        Some(text) => {
-            fail(
-                "areaCode",
-                format!("'{text}' is not an area code (1 to 6 digits, e.g. 425)"),
+        let upper = text.to_ascii_uppercase();
+        if upper.len() != 2
+            || !upper.bytes().all(|b| b.is_ascii_uppercase())
+            || phonenumber::metadata::DATABASE.by_id(&upper).is_none()
+        {
+            self.fail(
+                "countryCode",
+                format!("'{text}' is not an ISO 3166 two-letter country code (e.g. US, GB, DK)"),
             );
-            None
         }
-    };
-    let quantity = match cells.quantity.map(str::trim).filter(|t| !t.is_empty()) {
-        None => None,
-        Some(text) => match text.parse::<u32>() {
+        upper
+    }
+
+    /// A capability cell; `default` when it is empty.
+    fn capability(
+        &mut self,
+        column: &'static str,
+        text: Option<&str>,
+        default: CapabilityType,
+    ) -> CapabilityType {
+        let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+            return default;
+        };
+        let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        CapabilityType::parse(&squeezed).unwrap_or_else(|| {
+            self.fail(
+                column,
+                format!(
+                    "'{text}' is not a capability ({})",
+                    names(CapabilityType::NAMES)
+                ),
+            );
+            default
+        })
+    }
+
+    /// An optional area code: 1 to 6 digits.
+    fn area_code(&mut self, text: Option<&str>) -> Option<String> {
+        let text = text.map(str::trim).filter(|t| !t.is_empty())?;
+        if (1..=6).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(text.to_owned());
+        }
+        self.fail(
+            "areaCode",
+            format!("'{text}' is not an area code (1 to 6 digits, e.g. 425)"),
+        );
+        None
+    }
+
+    /// An optional quantity: a whole number of at least 1.
+    fn quantity(&mut self, text: Option<&str>) -> Option<u32> {
+        let text = text.map(str::trim).filter(|t| !t.is_empty())?;
+        match text.parse::<u32>() {
             Ok(n) if n >= 1 => Some(n),
             _ => {
-                fail(
+                self.fail(
                     "quantity",
                     format!("'{text}' is not a whole number of at least 1"),
                 );
                 None
             }
-        },
+        }
+    }
+}
+
+/// Checks one request; every problem is reported, not just the first.
+pub fn check(row: u64, cells: &RequestCells) -> Result<SearchSpec, Vec<RequestError>> {
+    let mut p = Problems {
+        row,
+        errors: Vec::new(),
     };
+    let country = p.country(cells.country);
+    let phone_number_type = p.word(
+        "phoneNumberType",
+        cells.phone_number_type,
+        "a number type",
+        PhoneNumberType::NAMES,
+        |text| {
+            let squeezed: String = text.chars().filter(|c| *c != '-' && *c != ' ').collect();
+            PhoneNumberType::parse(&squeezed)
+        },
+    );
+    let assignment_type = p.word(
+        "assignmentType",
+        cells.assignment_type,
+        "an assignment type",
+        AssignmentType::NAMES,
+        AssignmentType::parse,
+    );
+    let calling = p.capability("calling", cells.calling, DEFAULT_CALLING);
+    let sms = p.capability("sms", cells.sms, DEFAULT_SMS);
+    let area_code = p.area_code(cells.area_code);
+    let quantity = p.quantity(cells.quantity);
     if calling == CapabilityType::None && sms == CapabilityType::None {
-        fail(
+        p.fail(
             "calling",
             "a number with neither calling nor SMS is of no use: give --calling or --sms".into(),
         );
     }
-    match (errors.is_empty(), phone_number_type, assignment_type) {
+    match (p.errors.is_empty(), phone_number_type, assignment_type) {
         (true, Some(phone_number_type), Some(assignment_type)) => Ok(SearchSpec {
             row,
             country,
@@ -214,7 +226,7 @@ pub fn check(row: u64, cells: &RequestCells) -> Result<SearchSpec, Vec<RequestEr
                 quantity: Some(quantity.unwrap_or(1)),
             },
         }),
-        _ => Err(errors),
+        _ => Err(p.errors),
     }
 }
 

@@ -290,18 +290,12 @@ impl<R: BufRead> RecordReader<R> {
                     return Ok(None);
                 }
                 // The last line has no line break: end its record.
-                loop {
-                    let (result, _, o, e) =
-                        self.core
-                            .read_record(&[], &mut self.out[nout..], &mut self.ends[nend..]);
-                    nout += o;
-                    nend += e;
-                    match result {
-                        csv_core::ReadRecordResult::OutputFull => grow(&mut self.out),
-                        csv_core::ReadRecordResult::OutputEndsFull => grow(&mut self.ends),
-                        _ => break,
-                    }
-                }
+                decode(
+                    &mut self.core,
+                    &[],
+                    (&mut self.out, &mut nout),
+                    (&mut self.ends, &mut nend),
+                );
                 if let Some(check) = &quotes {
                     check.finish(place.line)?;
                 }
@@ -339,27 +333,12 @@ impl<R: BufRead> RecordReader<R> {
             if let Some(check) = &mut quotes {
                 check.feed(chunk, place.line)?;
             }
-            let mut used = 0;
-            let mut done = false;
-            loop {
-                let (result, nin, o, e) = self.core.read_record(
-                    &chunk[used..],
-                    &mut self.out[nout..],
-                    &mut self.ends[nend..],
-                );
-                used += nin;
-                nout += o;
-                nend += e;
-                match result {
-                    csv_core::ReadRecordResult::InputEmpty => break,
-                    csv_core::ReadRecordResult::OutputFull => grow(&mut self.out),
-                    csv_core::ReadRecordResult::OutputEndsFull => grow(&mut self.ends),
-                    csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => {
-                        done = true;
-                        break;
-                    }
-                }
-            }
+            let (used, done) = decode(
+                &mut self.core,
+                chunk,
+                (&mut self.out, &mut nout),
+                (&mut self.ends, &mut nend),
+            );
             self.input.consume(used);
             self.offset += used as u64;
             line_len += used;
@@ -378,38 +357,75 @@ impl<R: BufRead> RecordReader<R> {
                 });
             }
         }
-        let fields = &self.out[..nout];
-        let ends = &self.ends[..nend];
-        record.clear();
-        let mut start = 0;
-        for (field, &end) in ends.iter().enumerate() {
-            if end - start > FIELD_CAP {
-                return Err(ReadError::FieldTooLong {
-                    line: place.line,
-                    field,
-                    len: end - start,
-                });
-            }
-            // Checked field by field, straight into the record: no
-            // conversion of a whole record, no allocation per row.
-            let bytes = &fields[start..end];
-            match std::str::from_utf8(bytes) {
-                Ok(text) => record.push_field(text),
-                Err(_) => {
-                    return Err(ReadError::NotUtf8 {
-                        line: place.line,
-                        field,
-                        bytes: bytes[..bytes.len().min(4096)].to_vec(),
-                    })
-                }
-            }
-            start = end;
-        }
+        fill_record(record, &self.out[..nout], &self.ends[..nend], place.line)?;
         let mut position = csv::Position::new();
         position.set_line(place.line).set_byte(place.at);
         record.set_position(Some(position));
         Ok(Some(place))
     }
+}
+
+/// Feeds `chunk` to csv_core until it needs more input or ends a record,
+/// growing the output buffers as needed: the bytes used, and whether a
+/// record ended. An empty chunk ends the last record of the input.
+fn decode(
+    core: &mut csv_core::Reader,
+    chunk: &[u8],
+    (out, nout): (&mut Vec<u8>, &mut usize),
+    (ends, nend): (&mut Vec<usize>, &mut usize),
+) -> (usize, bool) {
+    let mut used = 0;
+    loop {
+        let (result, nin, o, e) =
+            core.read_record(&chunk[used..], &mut out[*nout..], &mut ends[*nend..]);
+        used += nin;
+        *nout += o;
+        *nend += e;
+        match result {
+            csv_core::ReadRecordResult::InputEmpty => return (used, false),
+            csv_core::ReadRecordResult::OutputFull => grow(out),
+            csv_core::ReadRecordResult::OutputEndsFull => grow(ends),
+            csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => {
+                return (used, true)
+            }
+        }
+    }
+}
+
+/// The decoded fields of the record at `line` into `record`, each within
+/// the field cap and UTF-8.
+fn fill_record(
+    record: &mut StringRecord,
+    fields: &[u8],
+    ends: &[usize],
+    line: u64,
+) -> Result<(), ReadError> {
+    record.clear();
+    let mut start = 0;
+    for (field, &end) in ends.iter().enumerate() {
+        if end - start > FIELD_CAP {
+            return Err(ReadError::FieldTooLong {
+                line,
+                field,
+                len: end - start,
+            });
+        }
+        // Checked field by field, straight into the record: no
+        // conversion of a whole record, no allocation per row.
+        let bytes = &fields[start..end];
+        match std::str::from_utf8(bytes) {
+            Ok(text) => record.push_field(text),
+            Err(_) => {
+                return Err(ReadError::NotUtf8 {
+                    line,
+                    field,
+                    bytes: bytes[..bytes.len().min(4096)].to_vec(),
+                })
+            }
+        }
+        start = end;
+    }
+    Ok(())
 }
 
 fn grow<T: Default + Clone>(buf: &mut Vec<T>) {

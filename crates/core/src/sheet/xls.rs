@@ -230,31 +230,8 @@ fn sheet_cells(records: &[u8], name: String, file: &str) -> Result<SheetCells, S
             0x000A => break,
             // DIMENSIONS: calamine reserves rows x columns from it.
             0x0200 => {
-                let (first_row, last_row, last_col) = match data.len() {
-                    10 => (
-                        u64::from(read_u16(data)),
-                        u64::from(read_u16(&data[2..])),
-                        u64::from(read_u16(&data[6..])),
-                    ),
-                    14 | 16 => (
-                        u64::from(read_u32(data)),
-                        u64::from(read_u32(&data[4..])),
-                        u64::from(read_u16(&data[10..])),
-                    ),
-                    _ => continue,
-                };
-                // Its last row and column are one past the last cell.
-                if last_row > MAX_ROWS
-                    || last_col > MAX_COLUMNS
-                    || (last_row >= 1 && last_col >= 1 && first_row > last_row - 1)
-                {
-                    return Err(broken(
-                        &sheet,
-                        format!(
-                            "its size record (DIMENSIONS) claims rows {}..{last_row} and {last_col} columns, beyond what an .xls can hold (65,536 rows, 256 columns)",
-                            first_row + 1
-                        ),
-                    ));
+                if let Some(why) = impossible_dimensions(data) {
+                    return Err(broken(&sheet, why));
                 }
             }
             // Number, Label, RString, BoolErr, RK, LabelSst.
@@ -301,6 +278,40 @@ fn sheet_cells(records: &[u8], name: String, file: &str) -> Result<SheetCells, S
             _ => {}
         }
     }
+    refuse_far_column(&sheet, file)?;
+    Ok(sheet)
+}
+
+/// What is wrong with a DIMENSIONS record that claims more than an .xls can
+/// hold (its last row and column are one past the last cell); `None` when
+/// it is sound or of a length calamine does not read either.
+fn impossible_dimensions(data: &[u8]) -> Option<String> {
+    let (first_row, last_row, last_col) = match data.len() {
+        10 => (
+            u64::from(read_u16(data)),
+            u64::from(read_u16(&data[2..])),
+            u64::from(read_u16(&data[6..])),
+        ),
+        14 | 16 => (
+            u64::from(read_u32(data)),
+            u64::from(read_u32(&data[4..])),
+            u64::from(read_u16(&data[10..])),
+        ),
+        _ => return None,
+    };
+    (last_row > MAX_ROWS
+        || last_col > MAX_COLUMNS
+        || (last_row >= 1 && last_col >= 1 && first_row > last_row - 1))
+        .then(|| {
+            format!(
+                "its size record (DIMENSIONS) claims rows {}..{last_row} and {last_col} columns, beyond what an .xls can hold (65,536 rows, 256 columns)",
+                first_row + 1
+            )
+        })
+}
+
+/// A cell past IV, the last column an .xls can have: refused, named.
+fn refuse_far_column(sheet: &SheetCells, file: &str) -> Result<(), SheetError> {
     if let Some(&(row, col)) = sheet
         .values
         .iter()
@@ -320,7 +331,7 @@ fn sheet_cells(records: &[u8], name: String, file: &str) -> Result<SheetCells, S
             ),
         });
     }
-    Ok(sheet)
+    Ok(())
 }
 
 /// A sheet name as BoundSheet8 writes it: a length, then (BIFF8) a flag
