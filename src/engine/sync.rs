@@ -59,11 +59,7 @@ impl SyncState {
     }
 
     fn learn(&mut self, number: &Number) {
-        let Some(digits) = number
-            .telephone_number
-            .strip_prefix('+')
-            .and_then(|d| d.parse::<u64>().ok())
-        else {
+        let Some(digits) = crate::spelling::e164_digits(&number.telephone_number) else {
             return;
         };
         let Some(&entry) = self.pending.get(&digits) else {

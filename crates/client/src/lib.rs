@@ -2,7 +2,9 @@
 //! paced, retrying [`Transport`] per run, and over it the
 //! [`ProvisioningClient`], one method per operation, with one
 //! [`Pager`] over `nextLink`, one path encoder ([`path`]) and one
-//! classification of failures ([`ServiceError`]).
+//! classification of failures ([`ServiceError`]). [`auth`] gets the
+//! tokens: Entra ID client secrets, certificate assertions signed here,
+//! managed identity, or a given token.
 //!
 //! Azure Communication Services has its own client over the same
 //! transport: [`crate::acs::AcsClient`].

@@ -6,6 +6,10 @@
 //! latency). On the same port, [`acs`] serves the number search API of
 //! Azure Communication Services.
 //!
+//! It builds on `acgbulk-core` only (the API's JSON, number metadata):
+//! its checks, its idea of an unchanged write and its ACS signature check
+//! are its own, so a mistake in acgbulk's client cannot hide on both sides.
+//!
 //! [`Emulator::start`] serves it on a tokio runtime; [`Emulator::stop`]
 //! stops accepting, lets requests in flight finish, and saves the state.
 
