@@ -3,7 +3,7 @@
 //! concurrent change is a conflict, never overwritten), upserted or
 //! deleted, one row at a time through [`crate::rowjob`].
 
-use crate::client::{Precondition, ProvisioningClient, ServiceError, WriteOptions};
+use crate::client::{ClientError, Precondition, ProvisioningClient, ServiceError, WriteOptions};
 use crate::export::rows::{ACCOUNT_COLUMNS, ACCOUNT_READ_ONLY};
 use crate::model::{
     Account, AccountServiceDetails, DirectRoutingConfiguration, DirectRoutingService,
@@ -341,7 +341,7 @@ fn refused(
 
 fn fatal(e: ServiceError) -> OperationError {
     match e {
-        ServiceError::Stopped => OperationError::Stopped,
+        ServiceError::Client(ClientError::Stopped) => OperationError::Stopped,
         other => OperationError::Fatal(other.to_string()),
     }
 }

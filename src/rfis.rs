@@ -4,7 +4,7 @@
 //! one row at a time through [`crate::rowjob`]. The RFI export's columns are
 //! accepted, so an export can be edited and sent back.
 
-use crate::client::{ProvisioningClient, ServiceError, WriteOptions};
+use crate::client::{ClientError, ProvisioningClient, ServiceError, WriteOptions};
 use crate::export::rows::RFI_COLUMNS;
 use crate::model::{CustomerRelationship, RelationshipStatus, RfiPatch};
 use crate::rowjob::{Attempt, Operation, OperationError, Refused, RowResult};
@@ -129,7 +129,7 @@ pub async fn patch(
             request_id: Some(response.request_id.clone()),
             extra: Vec::new(),
         }),
-        Err(ServiceError::Stopped) => Err(OperationError::Stopped),
+        Err(ServiceError::Client(ClientError::Stopped)) => Err(OperationError::Stopped),
         Err(e) => match e.refusal() {
             // What every other row would meet too stops the job.
             Some(refusal) if !e.stops_the_run() => Ok(RowResult {

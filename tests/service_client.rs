@@ -6,8 +6,8 @@
 use acgbulk::client::auth::{Credential, TokenProvider, DEFAULT_AUTHORITY, DEFAULT_SCOPE};
 use acgbulk::client::pacer::Pacer;
 use acgbulk::client::{
-    Connection, ListOptions, Precondition, ProvisioningClient, RetryPolicy, ServiceError,
-    WriteOptions,
+    ClientError, Connection, ListOptions, Precondition, ProvisioningClient, RetryPolicy,
+    ServiceError, WriteOptions,
 };
 use acgbulk::emulator::auth::Client;
 use acgbulk::emulator::{Emulator, EmulatorConfig, IpNet, SeedSource};
@@ -329,7 +329,10 @@ async fn credentials_without_the_role_or_without_a_token_are_told_apart() {
     );
     let error = forged.get_account("contoso", &mut stop).await.unwrap_err();
     assert!(
-        matches!(error, ServiceError::Unauthorized { .. }),
+        matches!(
+            error,
+            ServiceError::Client(ClientError::Unauthorized { .. })
+        ),
         "{error:?}"
     );
     assert!(error.to_string().contains("refused the credentials twice"));

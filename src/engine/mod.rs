@@ -15,7 +15,7 @@ pub mod checkpoint;
 pub mod results;
 pub mod sync;
 
-use crate::client::{ProvisioningClient, ServiceError, WriteOptions};
+use crate::client::{ClientError, ProvisioningClient, ServiceError, WriteOptions};
 use crate::model::{NumberRef, NumberRefsBody, NumbersBody, ProvisioningStatus};
 use crate::plan::Plan;
 use crate::runner::{self, Limits, Panicked, Step, Stop, StopReason, UnitError};
@@ -745,7 +745,7 @@ async fn send_part(
                 request_id,
                 sync,
             },
-            Err(ServiceError::Stopped) => return Err(UnitError::Stopped),
+            Err(ServiceError::Client(ClientError::Stopped)) => return Err(UnitError::Stopped),
             Err(e) if e.stops_the_run() => {
                 return Err(UnitError::Stop(StopReason::Refused(e.to_string())))
             }

@@ -11,7 +11,7 @@
 pub mod rows;
 
 use crate::client::pager::Page;
-use crate::client::{path, paths, ListOptions, ProvisioningClient, ServiceError};
+use crate::client::{path, paths, ClientError, ListOptions, ProvisioningClient, ServiceError};
 use crate::csvconf;
 use crate::journal::JournalError;
 use crate::model::{Account, CivicAddress, Number, RequestForInformation};
@@ -413,7 +413,7 @@ async fn fetch_page(
         .await
     {
         Err(ExportError::Service {
-            error: ServiceError::Stopped,
+            error: ServiceError::Client(ClientError::Stopped),
             ..
         }) => return Err(UnitError::Stopped),
         other => other.map_err(UnitError::Failed)?,

@@ -5,7 +5,6 @@
 //! status and the service's error body) or a transport failure into a
 //! failure; every service operation returns what it decided.
 
-use super::auth::AuthError;
 use super::transport::{ApiResponse, ClientError};
 use crate::model::ErrorDetail;
 use reqwest::StatusCode;
@@ -96,55 +95,11 @@ pub enum ServiceError {
     BadRequest(Box<Refusal>),
     #[error("the service answered {}", .0.summary())]
     Failed(Box<Refusal>),
-    #[error("{0}")]
-    Config(String),
+    /// No answer worth classifying: the transport's own failure (no
+    /// credential, no answer after the retries, a body that is not JSON,
+    /// a stop).
     #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error("the service refused the credentials twice (401, request {request_id}): {message}")]
-    Unauthorized { request_id: String, message: String },
-    #[error("no answer after {attempts} attempts (last request {request_id}): {message}")]
-    Transport {
-        attempts: u32,
-        request_id: String,
-        message: String,
-    },
-    #[error("an answer that is not the expected JSON (request {request_id}): {message}")]
-    Decode { request_id: String, message: String },
-    #[error("stopped")]
-    Stopped,
-}
-
-impl From<ClientError> for ServiceError {
-    fn from(error: ClientError) -> Self {
-        match error {
-            ClientError::Config(message) => ServiceError::Config(message),
-            ClientError::Auth(e) => ServiceError::Auth(e),
-            ClientError::Unauthorized {
-                request_id,
-                message,
-            } => ServiceError::Unauthorized {
-                request_id,
-                message,
-            },
-            ClientError::Transport {
-                attempts,
-                request_id,
-                message,
-            } => ServiceError::Transport {
-                attempts,
-                request_id,
-                message,
-            },
-            ClientError::Decode {
-                request_id,
-                message,
-            } => ServiceError::Decode {
-                request_id,
-                message,
-            },
-            ClientError::Stopped => ServiceError::Stopped,
-        }
-    }
+    Client(#[from] ClientError),
 }
 
 impl ServiceError {
@@ -194,24 +149,28 @@ impl ServiceError {
             self,
             ServiceError::MissingRole(_)
                 | ServiceError::IpNotAllowed(_)
-                | ServiceError::Unauthorized { .. }
-                | ServiceError::Auth(_)
-                | ServiceError::Config(_)
+                | ServiceError::Client(
+                    ClientError::Unauthorized { .. }
+                        | ClientError::Auth(_)
+                        | ClientError::Config(_)
+                )
         )
     }
 
     /// Whether the service answered (a refusal, or a body that was not the
     /// expected JSON) rather than the request going unanswered.
     pub fn answered(&self) -> bool {
-        self.refusal().is_some() || matches!(self, ServiceError::Decode { .. })
+        self.refusal().is_some() || matches!(self, ServiceError::Client(ClientError::Decode { .. }))
     }
 
     /// The request id to quote to support, when there is one.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            ServiceError::Unauthorized { request_id, .. }
-            | ServiceError::Transport { request_id, .. }
-            | ServiceError::Decode { request_id, .. } => Some(request_id),
+            ServiceError::Client(
+                ClientError::Unauthorized { request_id, .. }
+                | ClientError::Transport { request_id, .. }
+                | ClientError::Decode { request_id, .. },
+            ) => Some(request_id),
             other => other.refusal().map(|r| r.request_id.as_str()),
         }
     }
@@ -250,7 +209,9 @@ mod tests {
         let failed = ServiceError::classify(answer(503, "not json")).unwrap_err();
         assert!(matches!(failed, ServiceError::Failed(_)) && failed.answered());
         let stopped = ServiceError::classify(Err(ClientError::Stopped)).unwrap_err();
-        assert!(matches!(stopped, ServiceError::Stopped) && !stopped.answered());
+        assert!(
+            matches!(stopped, ServiceError::Client(ClientError::Stopped)) && !stopped.answered()
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! stopped export goes on from its checkpoint.
 
 use super::error::ServiceError;
-use super::transport::{ApiRequest, Transport};
+use super::transport::{ApiRequest, ClientError, Transport};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -41,10 +41,11 @@ impl<'t, T: DeserializeOwned> Pager<'t, T> {
     /// A pager that goes on from `link` (absolute, or relative to the
     /// endpoint).
     pub fn from_link(transport: &'t Transport, link: &str) -> Result<Pager<'t, T>, ServiceError> {
-        let url = transport
-            .url("/", &[])
-            .join(link)
-            .map_err(|e| ServiceError::Config(format!("a nextLink that is not a URL: {e}")))?;
+        let url = transport.url("/", &[]).join(link).map_err(|e| {
+            ServiceError::from(ClientError::Config(format!(
+                "a nextLink that is not a URL: {e}"
+            )))
+        })?;
         Ok(Pager::new(transport, url))
     }
 
@@ -78,7 +79,7 @@ impl<'t, T: DeserializeOwned> Pager<'t, T> {
         let page: crate::model::Page<T> = response.json()?;
         let next_link = match page.next_link.as_deref().filter(|l| !l.is_empty()) {
             None => None,
-            Some(link) => Some(url.join(link).map_err(|e| ServiceError::Decode {
+            Some(link) => Some(url.join(link).map_err(|e| ClientError::Decode {
                 request_id: response.request_id.clone(),
                 message: format!("a nextLink that is not a URL ({link}): {e}"),
             })?),

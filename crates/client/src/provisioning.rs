@@ -45,9 +45,11 @@ impl<T: DeserializeOwned> Response<T> {
 
     /// The body as the operation's type.
     pub fn model(&self) -> Result<T, ServiceError> {
-        serde_json::from_slice(&self.body).map_err(|e| ServiceError::Decode {
-            request_id: self.request_id.clone(),
-            message: e.to_string(),
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ServiceError::from(ClientError::Decode {
+                request_id: self.request_id.clone(),
+                message: e.to_string(),
+            })
         })
     }
 
