@@ -590,7 +590,7 @@ impl Ctx {
                 Ok(BatchBody::Delete(NumberRefsBody { numbers }))
             }
             Action::Import => {
-                let account = &self.expanded.accounts[self.plan.batches[b].account as usize];
+                let account = self.account(b);
                 let mut guard = self.reader.lock().expect("reader lock");
                 let RowSource { reader, last } = guard.as_mut().expect("a row reader for imports");
                 let mut numbers = Vec::with_capacity(entries.len());
@@ -635,7 +635,7 @@ impl Ctx {
                 let sync = response
                     .model()
                     .ok()
-                    .and_then(|body| self.sync_states(b, lo, hi, &body));
+                    .map(|body| self.sync_states(b, lo, hi, &body));
                 (response.status.as_u16(), response.request_id, sync)
             }
             BatchBody::Delete(numbers) => {
@@ -649,10 +649,7 @@ impl Ctx {
     }
 
     /// Backend sync states for a part, from a 200's body.
-    fn sync_states(&self, b: usize, lo: u32, hi: u32, body: &NumbersBody) -> Option<SyncStates> {
-        if self.action != Action::Import {
-            return None;
-        }
+    fn sync_states(&self, b: usize, lo: u32, hi: u32, body: &NumbersBody) -> SyncStates {
         let by_number: HashMap<&str, Option<&str>> = body
             .numbers
             .iter()
@@ -676,7 +673,7 @@ impl Ctx {
                     .and_then(ProvisioningStatus::parse_exact)
             })
             .collect();
-        Some(SyncStates(states))
+        SyncStates(states)
     }
 }
 
