@@ -123,11 +123,11 @@ fn main() {
             String::from_utf8_lossy(&output.stderr)
         );
         let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(summary["missing"], 10_000);
-        assert_eq!(summary["moved"], 10_000);
-        assert_eq!(summary["changed"], 20_000);
-        assert_eq!(summary["extra"], 10_000);
-        assert_eq!(summary["same"], 960_000);
+        assert_eq!(summary["counts"]["missing"], 10_000);
+        assert_eq!(summary["counts"]["moved"], 10_000);
+        assert_eq!(summary["counts"]["changed"], 20_000);
+        assert_eq!(summary["counts"]["extra"], 10_000);
+        assert_eq!(summary["counts"]["same"], 960_000);
     }
     let peak = common::children_peak_rss_kib() as f64 / 1024.0;
     println!(

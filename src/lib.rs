@@ -18,6 +18,7 @@ pub use acgbulk_emulator as emulator;
 pub mod accounts;
 pub mod engine;
 pub mod export;
+pub mod guard;
 pub mod reconcile;
 pub mod rfis;
 pub mod rowjob;

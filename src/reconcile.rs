@@ -17,7 +17,6 @@ use crate::validate::{Finding, RuleOptions, SHOWN_FINDINGS};
 use rayon::slice::ParallelSliceMut;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::cmp::Ordering;
 use std::io;
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
@@ -34,6 +33,9 @@ string_enum!(
         Moved => "moved",
         /// Provisioned with other values.
         Changed => "changed",
+        /// Not judged, so left alone: its desired row is invalid, or a
+        /// desired row with no readable number could be it.
+        Invalid => "invalid",
     }
 );
 
@@ -80,6 +82,70 @@ pub struct Item {
 #[derive(Debug, Default)]
 pub struct Side {
     pub items: Vec<Item>,
+    /// What the desired side cannot say (empty for a provisioned side).
+    pub unjudged: Unjudged,
+}
+
+/// The desired rows that were left out as invalid (`--skip-invalid`).
+/// Reconcile cannot judge the numbers they name, nor, when a row has no
+/// readable number at all, any provisioned number that row could be: those
+/// are `invalid`, never `extra`, so `--apply` leaves them alone.
+#[derive(Debug, Default)]
+pub struct Unjudged {
+    /// The numbers of invalid rows, sorted, each with its row's note.
+    pub numbers: Vec<(u64, u32)>,
+    /// Accounts with a row that has no readable number: any provisioned
+    /// number of the account that no valid row names could be that row's.
+    /// The note of the first such row.
+    pub accounts: FxHashMap<u32, u32>,
+    /// A row with neither a readable number nor a usable account: then any
+    /// provisioned number could be its. Its note.
+    pub anywhere: Option<u32>,
+    /// What the diff says of each such row, in its `desired` column:
+    /// `row 12: SIP_HEADER`.
+    pub notes: Vec<String>,
+}
+
+impl Unjudged {
+    /// Collects the invalid entries of `expanded`, accounts interned.
+    fn of(expanded: &pipeline::Expanded, interner: &mut Interner) -> Unjudged {
+        let mut unjudged = Unjudged::default();
+        // A row's note once, however many numbers its range has.
+        let mut notes: FxHashMap<u32, u32> = FxHashMap::default();
+        for (e, entry) in expanded.entries.iter().enumerate() {
+            let usable = entry.number != 0 && entry.account != NO_ACCOUNT;
+            if usable && !expanded.is_invalid(e) {
+                continue;
+            }
+            let note = *notes.entry(entry.row).or_insert_with(|| {
+                let row = &expanded.rows[entry.row as usize];
+                let code = expanded.error_of(e).map_or("", |(code, _)| code.as_str());
+                let mut note = format!("{}: {code}", expanded.place(row));
+                if entry.number == 0 {
+                    note.push_str(", no readable number");
+                }
+                unjudged.notes.push(note);
+                (unjudged.notes.len() - 1) as u32
+            });
+            if entry.number != 0 {
+                unjudged.numbers.push((entry.number, note));
+            } else if let Some(account) = expanded.account_of(entry) {
+                let account = interner.account(account);
+                unjudged.accounts.entry(account).or_insert(note);
+            } else if unjudged.anywhere.is_none() {
+                unjudged.anywhere = Some(note);
+            }
+        }
+        unjudged.numbers.par_sort_unstable();
+        unjudged.numbers.dedup_by_key(|(number, _)| *number);
+        unjudged
+    }
+
+    /// The note of the row that could be provisioned number `have`, when
+    /// no valid row names it.
+    fn could_be(&self, have: &Item) -> Option<u32> {
+        self.accounts.get(&have.account).copied().or(self.anywhere)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +206,8 @@ pub fn desired_side(
             report: report.to_owned(),
         });
     }
-    let side = side_of(&validated.expanded, interner, true);
+    let mut side = side_of(&validated.expanded, interner, true);
+    side.unjudged = Unjudged::of(&validated.expanded, interner);
     Ok((side, summary, first))
 }
 
@@ -190,7 +257,10 @@ fn side_of(expanded: &pipeline::Expanded, interner: &mut Interner, valid_only: b
         .collect();
     items.par_sort_unstable();
     items.dedup_by_key(|i| i.number);
-    Side { items }
+    Side {
+        items,
+        ..Side::default()
+    }
 }
 
 /// The actual side from the live gateway: every number of `accounts` (or
@@ -233,7 +303,10 @@ pub async fn live_side(
     }
     items.par_sort_unstable();
     items.dedup_by_key(|i| i.number);
-    Ok(Side { items })
+    Ok(Side {
+        items,
+        ..Side::default()
+    })
 }
 
 /// Counts by kind.
@@ -245,6 +318,8 @@ pub struct Drift {
     pub extra: u64,
     pub moved: u64,
     pub changed: u64,
+    /// Numbers not judged and left alone (see [`Unjudged`]).
+    pub invalid: u64,
     /// Lines in to-upsert.csv and to-delete.csv.
     pub to_upsert: u64,
     pub to_delete: u64,
@@ -252,7 +327,7 @@ pub struct Drift {
 
 impl Drift {
     pub fn any(&self) -> bool {
-        self.missing + self.extra + self.moved + self.changed > 0
+        self.missing + self.extra + self.moved + self.changed + self.invalid > 0
     }
 }
 
@@ -275,6 +350,7 @@ impl Outputs {
 
 /// Compares the sides and writes `diff.csv`, `to-upsert.csv` (sheet format,
 /// for `acgbulk import`) and `to-delete.csv` (for `acgbulk delete`).
+/// Numbers the desired side cannot judge go to neither list.
 pub fn compare(
     desired: &Side,
     actual: &Side,
@@ -282,22 +358,36 @@ pub fn compare(
     outputs: &Outputs,
 ) -> Result<Drift, ReconcileError> {
     let mut out = DriftWriter::create(interner, outputs)?;
-    let (mut d, mut a) = (
-        desired.items.iter().peekable(),
-        actual.items.iter().peekable(),
-    );
+    let unjudged = &desired.unjudged;
+    let mut d = desired.items.iter().peekable();
+    let mut a = actual.items.iter().peekable();
+    let mut u = unjudged.numbers.iter().peekable();
     loop {
-        // A side that has run out sorts after every number of the other.
-        let order = match (d.peek(), a.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(want), Some(have)) => want.number.cmp(&have.number),
-        };
-        match order {
-            Ordering::Less => out.missing(d.next().expect("peeked"))?,
-            Ordering::Greater => out.extra(a.next().expect("peeked"))?,
-            Ordering::Equal => out.both(d.next().expect("peeked"), a.next().expect("peeked"))?,
+        let next = [
+            d.peek().map(|i| i.number),
+            a.peek().map(|i| i.number),
+            u.peek().map(|(n, _)| *n),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(number) = next else { break };
+        let want = d.next_if(|i| i.number == number);
+        let have = a.next_if(|i| i.number == number);
+        // An invalid row wins over a valid one of the same number: the
+        // sheet says two things of it.
+        if let Some(&(_, note)) = u.next_if(|(n, _)| *n == number) {
+            out.invalid(number, unjudged, note, have)?;
+            continue;
+        }
+        match (want, have) {
+            (Some(want), Some(have)) => out.both(want, have)?,
+            (Some(want), None) => out.missing(want)?,
+            (None, Some(have)) => match unjudged.could_be(have) {
+                Some(note) => out.invalid(number, unjudged, note, Some(have))?,
+                None => out.extra(have)?,
+            },
+            (None, None) => unreachable!("the smallest number is on some side"),
         }
     }
     out.finish()
@@ -392,6 +482,21 @@ impl<'a> DriftWriter<'a> {
         self.delete(have)
     }
 
+    /// Not judged: an invalid desired row names it, or could be it. Left
+    /// alone.
+    fn invalid(
+        &mut self,
+        number: u64,
+        unjudged: &Unjudged,
+        note: u32,
+        have: Option<&Item>,
+    ) -> Result<(), ReconcileError> {
+        self.drift.invalid += 1;
+        let note = unjudged.notes.get(note as usize).map_or("", String::as_str);
+        let had = have.map_or("", |have| self.account(have));
+        self.line(number, Difference::Invalid, "", note, had)
+    }
+
     /// On both sides: the same, moved to another account, or changed.
     fn both(&mut self, want: &Item, have: &Item) -> Result<(), ReconcileError> {
         if want.account != have.account {
@@ -483,6 +588,7 @@ mod tests {
                 item(3, a, plain),
                 item(4, b, plain),
             ],
+            ..Side::default()
         };
         let actual = Side {
             items: vec![
@@ -491,6 +597,7 @@ mod tests {
                 item(4, b, plain),
                 item(5, a, plain),
             ],
+            ..Side::default()
         };
         let dir = tempfile::tempdir().unwrap();
         let outputs = Outputs::in_dir(dir.path());
@@ -503,6 +610,7 @@ mod tests {
                 extra: 1,
                 moved: 1,
                 changed: 1,
+                invalid: 0,
                 to_upsert: 3,
                 to_delete: 2
             }
@@ -512,5 +620,60 @@ mod tests {
         assert!(diff.contains("+3,moved,accountName,a,b"), "{diff}");
         let delete = std::fs::read_to_string(&outputs.to_delete).unwrap();
         assert_eq!(delete, "telephoneNumber,accountName\n+3,b\n+5,a\n");
+    }
+
+    /// What an invalid desired row names, or could be, is reported and
+    /// left alone: never in to-delete.csv.
+    #[test]
+    fn what_cannot_be_judged_is_never_deleted() {
+        let mut interner = Interner::default();
+        let (a, b) = (interner.account("a"), interner.account("b"));
+        let plain = interner.fields(&fields(""));
+        let item = |number, account| Item {
+            number,
+            account,
+            fields: plain,
+        };
+        let mut unjudged = Unjudged {
+            numbers: vec![(2, 0), (7, 0)],
+            notes: vec!["row 3: SIP_HEADER".into(), "row 4: E164_FORMAT".into()],
+            ..Unjudged::default()
+        };
+        unjudged.accounts.insert(b, 1);
+        let desired = Side {
+            items: vec![item(1, a)],
+            unjudged,
+        };
+        // 2: invalid row, provisioned; 7: invalid row, not provisioned;
+        // 5 in b: an unreadable row of b could be it; 6 in a: extra.
+        let actual = Side {
+            items: vec![item(1, a), item(2, a), item(5, b), item(6, a)],
+            ..Side::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let outputs = Outputs::in_dir(dir.path());
+        let drift = compare(&desired, &actual, &interner, &outputs).unwrap();
+        assert_eq!((drift.same, drift.invalid, drift.extra), (1, 3, 1));
+        let diff = std::fs::read_to_string(&outputs.diff).unwrap();
+        assert!(diff.contains("+2,invalid,,row 3: SIP_HEADER,a\n"), "{diff}");
+        assert!(diff.contains("+7,invalid,,row 3: SIP_HEADER,\n"), "{diff}");
+        assert!(
+            diff.contains("+5,invalid,,row 4: E164_FORMAT,b\n"),
+            "{diff}"
+        );
+        let delete = std::fs::read_to_string(&outputs.to_delete).unwrap();
+        assert_eq!(delete, "telephoneNumber,accountName\n+6,a\n");
+
+        // A row with no number and no account could be any number.
+        let desired = Side {
+            items: vec![item(1, a)],
+            unjudged: Unjudged {
+                anywhere: Some(0),
+                notes: vec!["row 9: E164_FORMAT, no readable number".into()],
+                ..Unjudged::default()
+            },
+        };
+        let drift = compare(&desired, &actual, &interner, &outputs).unwrap();
+        assert_eq!((drift.invalid, drift.extra, drift.to_delete), (3, 0, 0));
     }
 }

@@ -140,11 +140,11 @@ fn drift_behind_the_tools_back_is_found_and_put_right() {
     );
     assert_eq!(run.code, 1, "drift is exit 1: {}", run.stderr);
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(summary["changed"], 3);
-    assert_eq!(summary["extra"], 4);
-    assert_eq!(summary["missing"], 2);
-    assert_eq!(summary["moved"], 1);
-    assert_eq!(summary["same"], 600 - 3 - 2 - 1);
+    assert_eq!(summary["counts"]["changed"], 3);
+    assert_eq!(summary["counts"]["extra"], 4);
+    assert_eq!(summary["counts"]["missing"], 2);
+    assert_eq!(summary["counts"]["moved"], 1);
+    assert_eq!(summary["counts"]["same"], 600 - 3 - 2 - 1);
     let diff = read_csv(&dir.path().join("drift/diff.csv"));
     assert!(
         diff.iter().any(|l| l
@@ -198,8 +198,8 @@ fn drift_behind_the_tools_back_is_found_and_put_right() {
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let live: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(live["changed"], 3);
-    assert_eq!(live["extra"], 4);
+    assert_eq!(live["counts"]["changed"], 3);
+    assert_eq!(live["counts"]["extra"], 4);
 
     // Without --allow-delete, the extra numbers stay: drift remains.
     let run = acg(
@@ -252,7 +252,7 @@ fn drift_behind_the_tools_back_is_found_and_put_right() {
     );
     assert_eq!(run.code, 0, "zero drift after apply: {}", run.stderr);
     let after: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(after["same"], 600);
+    assert_eq!(after["counts"]["same"], 600);
 }
 
 #[test]
@@ -557,7 +557,7 @@ fn reconcile_input_errors_exit_2() {
     // valid row.
     assert_eq!(run.code, 1);
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(summary["missing"], 1);
+    assert_eq!(summary["counts"]["missing"], 1);
     let run = common::run(
         dir.path(),
         &[

@@ -7,11 +7,13 @@
 //! `_enabled` and `_syncEnabled`, Direct Routing's configuration); a
 //! delete needs only `name`.
 
-use super::flags::{ConnectionArgs, JsonArgs, ReadArgs, RunArgs};
+use super::connect::Connected;
+use super::flags::{ConnectionArgs, JsonArgs, MaxDelete, MaxDeleteArgs, ReadArgs, RunArgs};
+use super::guard::DeleteLimit;
 use super::job;
-use super::Status;
+use super::{ui, Status};
 use acgbulk::accounts::{self, Mode};
-use acgbulk::rowjob::Layout;
+use acgbulk::rowjob::{Layout, Operation};
 use acgbulk::sheet::table::read_table;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -57,6 +59,7 @@ pub struct ImportArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("max_delete", |a| a.requires("with_numbers")))]
 pub struct DeleteArgs {
     /// A sheet with a `name` column (an accounts export will do)
     pub input: PathBuf,
@@ -65,6 +68,11 @@ pub struct DeleteArgs {
     /// an account that holds numbers is not deleted
     #[arg(long)]
     pub with_numbers: bool,
+
+    // The numbers --with-numbers would release, counted before any
+    // account is deleted.
+    #[command(flatten)]
+    pub max_delete: MaxDeleteArgs,
 
     #[command(flatten)]
     pub run: RunArgs,
@@ -152,6 +160,12 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<Status> {
     )?;
     let (operations, refused) = accounts::read_names(&table);
     let connected = args.connection.connect(None).await?;
+    if let (true, Some(max)) = (args.with_numbers, args.max_delete.max_delete) {
+        if !within_delete_limit(max, &operations, &connected).await? {
+            connected.close().await?;
+            return Ok(Status::Fatal);
+        }
+    }
     let settings = format!("with-numbers={}", args.with_numbers);
     let layout = Layout {
         action: "delete",
@@ -180,4 +194,49 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<Status> {
     .await;
     connected.close().await?;
     status
+}
+
+/// `accounts delete --with-numbers --max-delete`: the numbers the accounts
+/// hold, counted (one request an account) before any is deleted; over the
+/// limit, the accounts and their counts are shown with the line that
+/// refuses them, and nothing is sent. A percentage is of the numbers
+/// provisioned on the whole gateway.
+async fn within_delete_limit(
+    max: MaxDelete,
+    operations: &[Operation<()>],
+    connected: &Connected,
+) -> anyhow::Result<bool> {
+    let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
+    let names: Vec<String> = operations.iter().map(|o| o.key.clone()).collect();
+    let held = acgbulk::guard::numbers_held(&connected.client, &names, &mut no_stop).await?;
+    let provisioned = match max {
+        MaxDelete::Count(_) => None,
+        MaxDelete::Percent(_) => {
+            Some(acgbulk::guard::count_numbers(&connected.client, None, &mut no_stop).await?)
+        }
+    };
+    let releases: u64 = held.iter().sum();
+    let limit = DeleteLimit::given(max, provisioned);
+    let Some(line) = limit.refusal(releases, "the plan is above") else {
+        return Ok(true);
+    };
+    let t = ui::thousands;
+    eprintln!(
+        "accounts delete --with-numbers: {} accounts holding {} numbers",
+        t(names.len() as u64),
+        t(releases)
+    );
+    let mut holding: Vec<(&String, u64)> = names.iter().zip(held).filter(|(_, n)| *n > 0).collect();
+    holding.sort_by_key(|(_, numbers)| std::cmp::Reverse(*numbers));
+    for (name, numbers) in holding.iter().take(20) {
+        eprintln!("    {name:<24} {:>8} numbers", t(*numbers));
+    }
+    if holding.len() > 20 {
+        eprintln!(
+            "    ... and {} more accounts holding numbers",
+            holding.len() - 20
+        );
+    }
+    eprintln!("{line}");
+    Ok(false)
 }

@@ -203,6 +203,74 @@ pub struct SkipInvalidArgs {
     pub skip_invalid: bool,
 }
 
+/// How many numbers one run may delete: a count, or a percentage of the
+/// numbers provisioned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxDelete {
+    Count(u64),
+    Percent(f64),
+}
+
+impl MaxDelete {
+    /// The limit in numbers when `provisioned` numbers are provisioned
+    /// (rounded down: a limit is never more than was asked).
+    pub fn limit(self, provisioned: u64) -> u64 {
+        match self {
+            MaxDelete::Count(n) => n,
+            MaxDelete::Percent(p) => (provisioned as f64 * p / 100.0).floor() as u64,
+        }
+    }
+
+    /// Reconcile's limit when none is given: 1 % of the provisioned
+    /// numbers or 100, whichever is larger.
+    pub fn reconcile_default(provisioned: u64) -> u64 {
+        MaxDelete::Percent(1.0).limit(provisioned).max(100)
+    }
+}
+
+impl std::fmt::Display for MaxDelete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxDelete::Count(n) => write!(f, "{n}"),
+            MaxDelete::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// `N` (numbers) or `N%` (of the numbers provisioned; 0 to 100, decimals
+/// allowed).
+pub fn parse_max_delete(text: &str) -> Result<MaxDelete, String> {
+    let bad = || {
+        format!("'{text}' is not a limit: give a number of numbers such as 500, or a percentage of the provisioned numbers from 0% to 100% such as 5%")
+    };
+    let trimmed = text.trim();
+    match trimmed.strip_suffix('%') {
+        Some(percent) => {
+            let p: f64 = percent.trim().parse().map_err(|_| bad())?;
+            if p.is_finite() && (0.0..=100.0).contains(&p) {
+                Ok(MaxDelete::Percent(p))
+            } else {
+                Err(bad())
+            }
+        }
+        None => trimmed
+            .parse::<u64>()
+            .map(MaxDelete::Count)
+            .map_err(|_| bad()),
+    }
+}
+
+/// The guard on how much one run may delete.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MaxDeleteArgs {
+    /// Delete nothing (send nothing, exit 2) when the plan would delete
+    /// more than N numbers, or more than N% of the numbers provisioned
+    /// [reconcile --apply: 1% of the provisioned numbers or 100, whichever
+    /// is larger; delete and accounts delete --with-numbers: no limit]
+    #[arg(long, value_name = "N|N%", value_parser = parse_max_delete, allow_hyphen_values = true, help_heading = "Run")]
+    pub max_delete: Option<MaxDelete>,
+}
+
 /// Waiting for backend sync after the writes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SyncArgs {
@@ -580,7 +648,24 @@ pub struct AcsConnectionArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_rate, RateLimit};
+    use super::{parse_max_delete, parse_rate, MaxDelete, RateLimit};
+
+    #[test]
+    fn delete_limits_are_counts_or_percentages() {
+        assert_eq!(parse_max_delete("500"), Ok(MaxDelete::Count(500)));
+        assert_eq!(parse_max_delete("0"), Ok(MaxDelete::Count(0)));
+        assert_eq!(parse_max_delete("5%"), Ok(MaxDelete::Percent(5.0)));
+        assert_eq!(parse_max_delete("0.5%"), Ok(MaxDelete::Percent(0.5)));
+        assert_eq!(parse_max_delete("100%"), Ok(MaxDelete::Percent(100.0)));
+        for bad in ["12x", "-3", "101%", "-1%", "%", "", "NaN%", "inf%", "1.5"] {
+            let error = parse_max_delete(bad).unwrap_err();
+            assert!(error.contains("is not a limit"), "{bad}: {error}");
+        }
+        assert_eq!(MaxDelete::Percent(1.0).limit(15_050), 150);
+        assert_eq!(MaxDelete::Percent(10.0).limit(15), 1);
+        assert_eq!(MaxDelete::reconcile_default(500), 100);
+        assert_eq!(MaxDelete::reconcile_default(25_000), 250);
+    }
 
     #[test]
     fn rates_are_per_minute_or_off() {

@@ -8,8 +8,10 @@
 
 use super::connect::Connected;
 use super::flags::{
-    beside, ConnectionArgs, JsonArgs, NumberSheetArgs, RuleArgs, SendArgs, StrictArgs, SyncArgs,
+    beside, ConnectionArgs, JsonArgs, MaxDelete, MaxDeleteArgs, NumberSheetArgs, RuleArgs,
+    SendArgs, StrictArgs, SyncArgs,
 };
+use super::guard::DeleteLimit;
 use super::{ui, Status};
 use acgbulk::engine::checkpoint::{Action, Checkpoint, Entry};
 use acgbulk::engine::{self, EngineError, Prepared, RunOptions, RunSummary};
@@ -69,6 +71,9 @@ pub struct DeleteArgs {
     pub rules: RuleArgs,
 
     #[command(flatten)]
+    pub max_delete: MaxDeleteArgs,
+
+    #[command(flatten)]
     pub summary: JsonArgs,
 
     #[command(flatten)]
@@ -86,6 +91,8 @@ pub struct Job {
     write_clean: Option<PathBuf>,
     json: bool,
     connection: ConnectionArgs,
+    /// A delete's `--max-delete`.
+    max_delete: Option<MaxDelete>,
 }
 
 impl Args {
@@ -117,13 +124,16 @@ impl DeleteArgs {
         };
         let sheet = self.sheet.read.sheet_options();
         let options = Job::options(Action::Delete, &self.input, &self.send, sheet, rules);
-        Job::new(
-            options,
-            self.input,
-            self.send,
-            self.summary,
-            self.connection,
-        )
+        Job {
+            max_delete: self.max_delete.max_delete,
+            ..Job::new(
+                options,
+                self.input,
+                self.send,
+                self.summary,
+                self.connection,
+            )
+        }
     }
 }
 
@@ -183,6 +193,7 @@ impl Job {
             write_clean: send.clean.write_clean,
             json: summary.json,
             connection,
+            max_delete: None,
         }
     }
 }
@@ -247,15 +258,58 @@ async fn execute(job: Job) -> anyhow::Result<Status> {
         }
         return Ok(Status::RowsFailed);
     }
+    let rate = job.connection.transport.rate_limit.0;
     if job.dry_run {
-        print_plan(&prepared, options, job.connection.transport.rate_limit.0);
+        print_plan(&prepared, options, rate);
+        // A percentage needs the gateway's count, which a dry run does not ask.
+        if let Some(MaxDelete::Count(limit)) = job.max_delete {
+            if prepared.plan.numbers() > limit {
+                eprintln!("  over --max-delete {limit}: a run would delete nothing and exit 2");
+            }
+        }
         if let Some(path) = &job.write_clean {
             write_clean(&prepared, options, path)?;
         }
         return Ok(Status::Done);
     }
     let connected = job.connection.connect(None).await?;
+    if let Some(max) = job.max_delete {
+        if !within_delete_limit(max, &prepared, options, &connected, rate).await? {
+            connected.close().await?;
+            return Ok(Status::Fatal);
+        }
+    }
     begin_sending(prepared, options, connected, job.json).await
+}
+
+/// `delete --max-delete`: a plan over the limit is shown as `--dry-run`
+/// shows it, with the line that refuses it, and nothing is sent. A
+/// percentage is of the numbers provisioned on the whole gateway, counted
+/// with one request.
+async fn within_delete_limit(
+    max: MaxDelete,
+    prepared: &Prepared,
+    options: &RunOptions,
+    connected: &Connected,
+    rate: Option<u32>,
+) -> anyhow::Result<bool> {
+    let provisioned = match max {
+        MaxDelete::Count(_) => None,
+        MaxDelete::Percent(_) => {
+            let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
+            Some(acgbulk::guard::count_numbers(&connected.client, None, &mut no_stop).await?)
+        }
+    };
+    let limit = DeleteLimit::given(max, provisioned);
+    let plan = "the plan is above (--dry-run shows it too)";
+    match limit.refusal(prepared.plan.numbers(), plan) {
+        None => Ok(true),
+        Some(line) => {
+            print_plan(prepared, options, rate);
+            eprintln!("{line}");
+            Ok(false)
+        }
+    }
 }
 
 /// `--write-clean`: the valid numbers exactly as they would be sent.

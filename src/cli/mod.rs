@@ -11,6 +11,7 @@ mod connect;
 mod emulator;
 mod export;
 mod flags;
+mod guard;
 mod import;
 mod job;
 mod reconcile;

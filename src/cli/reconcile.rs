@@ -2,15 +2,18 @@
 //! and list or apply the difference (flags: `acgbulk reconcile --help`).
 //!
 //! Writes `DIR/diff.csv`, `DIR/to-upsert.csv` and `DIR/to-delete.csv`.
-//! Exit 0 when there is no drift, 1 when there is, 2 on input errors; with
-//! `--apply`, 0 when the drift was all put right.
+//! Exit 0 when there is no drift, 1 when there is (numbers left alone as
+//! `invalid` included), 2 on input errors and when `--apply` would delete
+//! more than `--max-delete`; with `--apply`, 0 when the drift was all put
+//! right.
 
 use super::connect::Connected;
 use super::flags::{
-    beside, checkpoint_of, BatchArgs, ConcurrencyArgs, ConnectionArgs, JsonArgs, NumberSheetArgs,
-    OnlyAccountArgs, OutputArgs, PageArgs, RuleArgs, SkipInvalidArgs, StopArgs, StrictArgs,
-    SyncArgs,
+    beside, checkpoint_of, BatchArgs, ConcurrencyArgs, ConnectionArgs, JsonArgs, MaxDeleteArgs,
+    NumberSheetArgs, OnlyAccountArgs, OutputArgs, PageArgs, RuleArgs, SkipInvalidArgs, StopArgs,
+    StrictArgs, SyncArgs,
 };
+use super::guard::DeleteLimit;
 use super::{import, ui, Status};
 use acgbulk::engine::checkpoint::{Action, Checkpoint};
 use acgbulk::engine::{self, RunOptions};
@@ -28,6 +31,7 @@ use std::path::{Path, PathBuf};
     .help("Directory for diff.csv, to-upsert.csv and to-delete.csv (and, with --apply, their results and checkpoints)")))]
 #[command(mut_arg("only_account", |a| a.alias("live-account").requires("live")))]
 #[command(mut_arg("wait_sync", |a| a.requires("apply")))]
+#[command(mut_arg("max_delete", |a| a.requires("apply")))]
 pub struct Args {
     /// The desired sheet (read and validated as import does)
     pub desired: PathBuf,
@@ -61,6 +65,9 @@ pub struct Args {
     /// the old places of moved numbers)
     #[arg(long, requires = "apply")]
     pub allow_delete: bool,
+
+    #[command(flatten)]
+    pub max_delete: MaxDeleteArgs,
 
     #[command(flatten)]
     pub skip_invalid: SkipInvalidArgs,
@@ -125,17 +132,46 @@ impl Args {
     }
 }
 
+/// `--json`: one object, every key once.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsonSummary {
+    counts: JsonCounts,
+    files: JsonFiles,
+    /// Whether `--apply` sent the drift.
+    applied: bool,
+    /// With `--apply`: the delete guard.
+    max_delete: Option<JsonMaxDelete>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonCounts {
+    /// Numbers of the desired sheet's valid rows.
     desired: u64,
+    /// Numbers provisioned.
     actual: u64,
     #[serde(flatten)]
     drift: reconcile::Drift,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonFiles {
     diff: PathBuf,
     to_upsert: PathBuf,
     to_delete: PathBuf,
-    applied: bool,
+    /// The desired sheet's validation report.
+    report: PathBuf,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonMaxDelete {
+    limit: u64,
+    /// Numbers the plan deletes (0 without --allow-delete).
+    deletes: u64,
+    refused: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
@@ -182,21 +218,42 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         tracing::info!("compared and written in {:?}", started.elapsed());
         let t = ui::thousands;
         eprintln!(
-            "desired {} numbers, provisioned {}: {} same, {} missing, {} extra, {} moved, {} changed",
+            "desired {} numbers, provisioned {}: {} same, {} missing, {} extra, {} moved, {} changed, {} invalid",
             t(desired.items.len() as u64),
             t(actual.items.len() as u64),
             t(drift.same),
             t(drift.missing),
             t(drift.extra),
             t(drift.moved),
-            t(drift.changed)
+            t(drift.changed),
+            t(drift.invalid)
         );
+        if drift.invalid > 0 {
+            eprintln!(
+                "  {} numbers not judged, left alone: their desired rows are invalid (or one with no readable number could be them); see {} and {}",
+                t(drift.invalid),
+                outputs.diff.display(),
+                report.display()
+            );
+        }
         eprintln!("  diff:      {}", outputs.diff.display());
         eprintln!("  to-upsert: {} ({} numbers)", outputs.to_upsert.display(), t(drift.to_upsert));
         eprintln!("  to-delete: {} ({} numbers)", outputs.to_delete.display(), t(drift.to_delete));
         let mut status = if drift.any() { Status::RowsFailed } else { Status::Done };
         let mut applied = false;
+        let mut guard = None;
         if args.apply && drift.any() {
+            let deletes = if args.allow_delete { drift.to_delete } else { 0 };
+            let limit = DeleteLimit::reconcile(args.max_delete.max_delete, actual.items.len() as u64);
+            let plan = format!("the plan is in {}", outputs.to_delete.display());
+            let refusal = limit.refusal(deletes, &plan);
+            guard = Some(JsonMaxDelete { limit: limit.numbers, deletes, refused: refusal.is_some() });
+            if let Some(line) = refusal {
+                eprintln!("{line}");
+                status = Status::Fatal;
+            }
+        }
+        if args.apply && drift.any() && status != Status::Fatal {
             let connected = connected.as_ref().expect("--apply connects");
             if drift.moved > 0 && !args.allow_delete {
                 eprintln!("warning: {} moved numbers cannot move without --allow-delete; their upserts will fail", drift.moved);
@@ -209,6 +266,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             if drift.to_upsert > 0 {
                 runs.push((Action::Import, outputs.to_upsert.clone()));
             }
+            applied = !runs.is_empty();
             for (action, input) in runs {
                 let summary = apply(args.apply_options(action, &input), connected).await?;
                 all_ok &= summary.failed + summary.invalid + summary.skipped == 0 && !summary.stopped;
@@ -216,21 +274,27 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                     status = Status::Stopped;
                 }
             }
-            applied = true;
-            let fixed = all_ok && (args.allow_delete || drift.extra + drift.moved == 0);
+            // Numbers left alone as invalid are drift still.
+            let fixed = all_ok && (args.allow_delete || drift.extra + drift.moved == 0) && drift.invalid == 0;
             if status != Status::Stopped {
                 status = if fixed { Status::Done } else { Status::RowsFailed };
             }
         }
         if args.summary.json {
             ui::print_json(&JsonSummary {
-                desired: desired.items.len() as u64,
-                actual: actual.items.len() as u64,
-                drift,
-                diff: outputs.diff.clone(),
-                to_upsert: outputs.to_upsert.clone(),
-                to_delete: outputs.to_delete.clone(),
+                counts: JsonCounts {
+                    desired: desired.items.len() as u64,
+                    actual: actual.items.len() as u64,
+                    drift,
+                },
+                files: JsonFiles {
+                    diff: outputs.diff.clone(),
+                    to_upsert: outputs.to_upsert.clone(),
+                    to_delete: outputs.to_delete.clone(),
+                    report: report.clone(),
+                },
                 applied,
+                max_delete: guard,
             })?;
         }
         if let Some(connected) = connected {
