@@ -60,12 +60,29 @@ pub fn checkpoint_of(results: &Path) -> PathBuf {
 
 // ---------------------------------------------------------------- output
 
-/// A machine-readable summary.
+/// A machine-readable summary, and progress for whoever watches the run.
+/// `main` reads both from the parsed command line (`ui::init_output`), so
+/// every command that flattens this group has them.
 #[derive(clap::Args, Debug, Clone)]
 pub struct JsonArgs {
-    /// Print the summary as JSON on standard output
+    /// Print the summary as one JSON object on standard output (nothing
+    /// else goes there); the README's "JSON output" lists its keys
     #[arg(long, help_heading = "Output")]
     pub json: bool,
+
+    /// When standard error is not a terminal (a CI log, a journal), print
+    /// a progress line this often; a terminal gets a live bar instead
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration, help_heading = "Output")]
+    pub progress_interval: Duration,
+}
+
+/// A duration above zero, such as `30s` or `1m`.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("give a duration above zero".to_owned()),
+        Ok(duration) => Ok(duration),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The one file a command writes. Optional here; the commands that must
