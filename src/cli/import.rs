@@ -281,9 +281,9 @@ fn write_clean(prepared: &Prepared, options: &RunOptions, path: &Path) -> anyhow
         path,
     )?;
     eprintln!(
-        "  clean sheet: {} ({} numbers)",
+        "  clean sheet: {} ({})",
         path.display(),
-        ui::thousands(rows)
+        ui::plural(rows, "number", "numbers")
     );
     Ok(rows)
 }

@@ -429,11 +429,18 @@ pub fn finish_json(exit_code: u8) {
     if JSON_REQUESTED.get() != Some(&true) {
         return;
     }
-    let pending = JSON
+    let mut pending = JSON
         .lock()
         .expect("not poisoned")
         .take()
         .unwrap_or_default();
+    if exit_code == super::Status::Fatal as u8 && pending.body.is_none() {
+        // A command that said why on stderr only: the object still says
+        // that it failed, not just its code.
+        pending
+            .error
+            .get_or_insert_with(|| "failed; the reason is on standard error".to_owned());
+    }
     let command = COMMAND.get().map_or("acgbulk", String::as_str);
     println!(
         "{}",

@@ -65,9 +65,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         print_summary(summary, &report, first);
         if let Some((path, rows)) = clean {
             eprintln!(
-                "clean sheet: {} ({} numbers)",
+                "clean sheet: {} ({})",
                 path.display(),
-                ui::thousands(rows)
+                ui::plural(rows, "number", "numbers")
             );
         }
     }
@@ -130,13 +130,13 @@ struct TopError {
 pub fn print_summary(summary: &Summary, report: &Path, first: &[Finding]) {
     let t = ui::thousands;
     eprintln!(
-        "{}: {} rows, {} numbers after ranges: {} valid, {} invalid, {} warnings",
+        "{}: {}, {} after ranges: {} valid, {} invalid, {}",
         summary.file,
-        t(summary.rows),
-        t(summary.numbers),
+        ui::plural(summary.rows, "row", "rows"),
+        ui::plural(summary.numbers, "number", "numbers"),
         t(summary.valid),
         t(summary.invalid),
-        t(summary.warnings),
+        ui::plural(summary.warnings, "warning", "warnings"),
     );
     let top = summary.top_errors();
     if !top.is_empty() {
