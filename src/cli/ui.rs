@@ -207,10 +207,12 @@ impl Bar {
             return;
         };
         bar.set_position(state.done);
-        // The words are redrawn a few times a second, not on every row.
-        if state
-            .drawn
-            .is_none_or(|drawn| now.duration_since(drawn) >= Duration::from_millis(250))
+        // The words are redrawn a few times a second, not on every row
+        // (and at the end, so the last counts are the ones shown).
+        if state.total == Some(state.done)
+            || state
+                .drawn
+                .is_none_or(|drawn| now.duration_since(drawn) >= Duration::from_millis(250))
         {
             state.drawn = Some(now);
             bar.set_message(state.words(&self.shared.unit, now));
