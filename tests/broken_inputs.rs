@@ -639,7 +639,10 @@ fn every_broken_input_is_refused_or_read_clearly_by_validate_and_import() {
             }
             for words in &case.says {
                 // import's dry run counts numbers where validate counts rows.
-                let words = match words.strip_suffix(" rows") {
+                let count = words
+                    .strip_suffix(" rows")
+                    .or_else(|| words.strip_suffix(" row,"));
+                let words = match count {
                     Some(n) if args[0] == "import" && n.parse::<u64>().is_ok() => {
                         format!("valid of {n}")
                     }
