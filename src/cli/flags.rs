@@ -597,7 +597,16 @@ pub struct AcsConnectionArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_rate, RateLimit};
+    use super::{parse_rate, positive_duration, RateLimit};
+    use std::time::Duration;
+
+    #[test]
+    fn a_progress_interval_is_above_zero() {
+        assert_eq!(positive_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(positive_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(positive_duration("0s").unwrap_err().contains("above zero"));
+        assert!(positive_duration("soon").is_err());
+    }
 
     #[test]
     fn rates_are_per_minute_or_off() {
