@@ -254,18 +254,13 @@ pub struct JobSummary {
     pub stopped: bool,
     pub stop_reason: Option<StopReason>,
     /// The file that could not be written, when that stopped the job.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unwritable: Option<PathBuf>,
 }
 
-type Run<T> = Arc<
-    dyn Fn(
-            Operation<T>,
-            Attempt,
-        ) -> Pin<Box<dyn Future<Output = Result<RowResult, OperationError>> + Send>>
-        + Send
-        + Sync,
->;
+/// One row's operation under way.
+pub type Answer = Pin<Box<dyn Future<Output = Result<RowResult, OperationError>> + Send>>;
+
+type Run<T> = Arc<dyn Fn(Operation<T>, Attempt) -> Answer + Send + Sync>;
 
 /// What a job's checkpoint says of its rows.
 #[derive(Default)]

@@ -683,7 +683,8 @@ fn acs_buys_only_when_told_so() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(report[0]["status"], "bought");
+    assert_eq!(report["purchases"][0]["status"], "bought");
+    assert_eq!(report["bought"], 1);
     let stats = server.stats().acs;
     assert_eq!((stats.purchases, stats.numbers_purchased), (1, 3));
 

@@ -329,7 +329,13 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
     let summary = summary.context("cannot write the results")?;
     connected.close().await?;
     if args.summary.json {
-        ui::print_json(&summary)?;
+        ui::print_json(&SearchJson {
+            summary: &summary,
+            results: args.output.output.clone(),
+            stop_reason: summary
+                .stopped
+                .then(|| acgbulk::runner::StopReason::Signal.to_string()),
+        })?;
     }
     print_search_summary(&summary, args.output.output.as_deref());
     Ok(if summary.stopped {
@@ -339,6 +345,17 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
     } else {
         Status::Done
     })
+}
+
+/// `acs search --json`: the summary, where its results are, and why it
+/// stopped (searches stop early only on Ctrl-C or SIGTERM).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchJson<'a> {
+    #[serde(flatten)]
+    summary: &'a SearchSummary,
+    results: Option<PathBuf>,
+    stop_reason: Option<String>,
 }
 
 fn print_search_summary(summary: &SearchSummary, output: Option<&std::path::Path>) {
@@ -494,7 +511,11 @@ async fn buy(args: PurchaseArgs) -> anyhow::Result<Status> {
     }
     connected.close().await?;
     if args.summary.json {
-        ui::print_json(&reports)?;
+        let bought = reports.iter().filter(|r| r.status == "bought").count();
+        ui::print_json(&serde_json::json!({
+            "bought": bought,
+            "purchases": reports,
+        }))?;
     }
     if !args.yes {
         eprintln!("nothing bought: buying numbers costs money; add --yes to buy them");

@@ -133,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             ui::print_json(&summary)?;
         }
         eprintln!(
-            "{}{} {} {} to {} ({} pages, {} requests, {:.1} s)",
+            "{}{} {} {} to {} ({}, {}, {:.1} s)",
             if summary.resumed { "continued: " } else { "" },
             if summary.stopped {
                 "stopped after"
@@ -143,8 +143,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             ui::thousands(summary.rows),
             summary.kind,
             summary.out.display(),
-            summary.pages,
-            summary.requests,
+            ui::plural(summary.pages, "page", "pages"),
+            ui::plural(summary.requests, "request", "requests"),
             summary.elapsed_seconds
         );
         Ok(if summary.stopped {

@@ -60,12 +60,29 @@ pub fn checkpoint_of(results: &Path) -> PathBuf {
 
 // ---------------------------------------------------------------- output
 
-/// A machine-readable summary.
+/// A machine-readable summary, and progress for whoever watches the run.
+/// `main` reads both from the parsed command line (`ui::init_output`), so
+/// every command that flattens this group has them.
 #[derive(clap::Args, Debug, Clone)]
 pub struct JsonArgs {
-    /// Print the summary as JSON on standard output
+    /// Print the summary as one JSON object on standard output (nothing
+    /// else goes there); the README's "JSON output" lists its keys
     #[arg(long, help_heading = "Output")]
     pub json: bool,
+
+    /// When standard error is not a terminal (a CI log, a journal), print
+    /// a progress line this often; a terminal gets a live bar instead
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration, help_heading = "Output")]
+    pub progress_interval: Duration,
+}
+
+/// A duration above zero, such as `30s` or `1m`.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("give a duration above zero".to_owned()),
+        Ok(duration) => Ok(duration),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The one file a command writes. Optional here; the commands that must
@@ -648,7 +665,8 @@ pub struct AcsConnectionArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_max_delete, parse_rate, MaxDelete, RateLimit};
+    use super::{parse_max_delete, parse_rate, positive_duration, MaxDelete, RateLimit};
+    use std::time::Duration;
 
     #[test]
     fn delete_limits_are_counts_or_percentages() {
@@ -665,6 +683,14 @@ mod tests {
         assert_eq!(MaxDelete::Percent(10.0).limit(15), 1);
         assert_eq!(MaxDelete::reconcile_default(500), 100);
         assert_eq!(MaxDelete::reconcile_default(25_000), 250);
+    }
+
+    #[test]
+    fn a_progress_interval_is_above_zero() {
+        assert_eq!(positive_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(positive_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(positive_duration("0s").unwrap_err().contains("above zero"));
+        assert!(positive_duration("soon").is_err());
     }
 
     #[test]

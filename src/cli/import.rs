@@ -254,21 +254,33 @@ async fn execute(job: Job) -> anyhow::Result<Status> {
             "nothing sent: fix the invalid rows, or give --skip-invalid to send the valid ones"
         );
         if job.json {
-            ui::print_json(&prepared.validation)?;
+            ui::print_json(&RefusedJson {
+                dry_run: job.dry_run,
+                validation: super::validate::json_summary(
+                    &prepared.validation,
+                    &options.report,
+                    None,
+                ),
+            })?;
         }
         return Ok(Status::RowsFailed);
     }
     let rate = job.connection.transport.rate_limit.0;
     if job.dry_run {
-        print_plan(&prepared, options, rate);
+        let plan = Plan::of(&prepared, rate);
+        print_plan(&plan, options);
         // A percentage needs the gateway's count, which a dry run does not ask.
         if let Some(MaxDelete::Count(limit)) = job.max_delete {
             if prepared.plan.numbers() > limit {
                 eprintln!("  over --max-delete {limit}: a run would delete nothing and exit 2");
             }
         }
-        if let Some(path) = &job.write_clean {
-            write_clean(&prepared, options, path)?;
+        let clean = match &job.write_clean {
+            Some(path) => Some((path.clone(), write_clean(&prepared, options, path)?)),
+            None => None,
+        };
+        if job.json {
+            ui::print_json(&plan.json(options, clean))?;
         }
         return Ok(Status::Done);
     }
@@ -305,15 +317,16 @@ async fn within_delete_limit(
     match limit.refusal(prepared.plan.numbers(), plan) {
         None => Ok(true),
         Some(line) => {
-            print_plan(prepared, options, rate);
+            print_plan(&Plan::of(prepared, rate), options);
             eprintln!("{line}");
             Ok(false)
         }
     }
 }
 
-/// `--write-clean`: the valid numbers exactly as they would be sent.
-fn write_clean(prepared: &Prepared, options: &RunOptions, path: &Path) -> anyhow::Result<()> {
+/// `--write-clean`: the valid numbers exactly as they would be sent;
+/// returns how many.
+fn write_clean(prepared: &Prepared, options: &RunOptions, path: &Path) -> anyhow::Result<u64> {
     let rows = acgbulk::validate::clean::write_clean(
         &options.input,
         &options.sheet,
@@ -322,11 +335,11 @@ fn write_clean(prepared: &Prepared, options: &RunOptions, path: &Path) -> anyhow
         path,
     )?;
     eprintln!(
-        "  clean sheet: {} ({} numbers)",
+        "  clean sheet: {} ({})",
         path.display(),
-        ui::thousands(rows)
+        ui::plural(rows, "number", "numbers")
     );
-    Ok(())
+    Ok(rows)
 }
 
 /// Leaves out the accounts the gateway does not have, starts the
@@ -380,19 +393,13 @@ pub async fn send(
 ) -> Result<RunSummary, EngineError> {
     let (stop, signals) = super::stop_on_signal(Some("stopping: waiting briefly for answers in flight, then saving the checkpoint (Ctrl-C again does not hurry it)"));
     let bar = ui::bar(Some(prepared.plan.numbers()), "numbers");
-    let started = std::time::Instant::now();
+    bar.set_invalid(prepared.validation.invalid);
     let progress: engine::Progress = {
         let bar = bar.clone();
-        let first: std::sync::Mutex<Option<u64>> = std::sync::Mutex::new(None);
-        Arc::new(move |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-            let mut first = first.lock().expect("lock");
-            let base = *first.get_or_insert(done);
-            let minutes = started.elapsed().as_secs_f64() / 60.0;
-            if minutes > 0.0 {
-                bar.set_message(format!("{:.0}/min", (done - base) as f64 / minutes));
-            }
+        Arc::new(move |answered: engine::Answered| {
+            bar.set_length(answered.total);
+            bar.set_counts(answered.ok, answered.failed);
+            bar.set_position(answered.done);
         })
     };
     let summary = engine::execute(
@@ -433,7 +440,10 @@ pub async fn finish(
         Err(e) => return Err(e.into()),
     };
     if json {
-        ui::print_json(&summary)?;
+        ui::print_json(&RunJson {
+            dry_run: false,
+            summary: &summary,
+        })?;
     }
     print_summary(&summary, &endpoint);
     Ok(if summary.stopped {
@@ -463,87 +473,201 @@ pub fn print_summary(summary: &RunSummary, endpoint: &str) {
         summary.input.display()
     );
     eprintln!(
-        "  {} numbers: {} ok, {} failed, {} invalid, {} skipped",
-        t(summary.numbers),
+        "  {}: {} ok, {} failed, {} invalid, {} skipped",
+        ui::plural(summary.numbers, "number", "numbers"),
         t(summary.ok),
         t(summary.failed),
         t(summary.invalid),
         t(summary.skipped)
     );
     eprintln!(
-        "  {} batches, {} requests ({} retries, {} throttled), {:.1} s, {:.0} numbers/min while sending",
-        t(summary.batches),
-        t(summary.requests),
-        t(summary.retries),
+        "  {}, {} ({}, {} throttled), {}, {} while sending",
+        ui::plural(summary.batches, "batch", "batches"),
+        ui::plural(summary.requests, "request", "requests"),
+        ui::plural(summary.retries, "retry", "retries"),
         t(summary.throttled),
-        summary.elapsed_seconds,
-        summary.numbers_per_minute
+        ui::duration(Duration::from_secs_f64(summary.elapsed_seconds.max(0.0))),
+        ui::rate(summary.numbers_per_minute / 60.0, "numbers")
     );
     if summary.sync_pending > 0 {
         eprintln!(
-            "  {} numbers still pending backend sync",
-            t(summary.sync_pending)
+            "  {} still pending backend sync",
+            ui::plural(summary.sync_pending, "number", "numbers")
         );
     }
     eprintln!("  results:    {}", summary.results.display());
     eprintln!("  checkpoint: {}", summary.checkpoint.display());
 }
 
-fn print_plan(prepared: &Prepared, options: &RunOptions, rate: Option<u32>) {
+/// What a dry run would do.
+struct Plan {
+    /// Data rows read; numbers after ranges, those to send, and invalid.
+    rows: u64,
+    all: u64,
+    numbers: u64,
+    invalid: u64,
+    batches: u64,
+    /// The pace assumed: `--rate-limit`, or the API's own without one.
+    per_minute: u32,
+    seconds: u64,
+    /// `(account, numbers, batches)`, in the plan's order.
+    by_account: Vec<(String, u64, u64)>,
+}
+
+impl Plan {
+    fn of(prepared: &Prepared, rate: Option<u32>) -> Plan {
+        let plan = &prepared.plan;
+        let per_minute = rate.unwrap_or(super::flags::defaults::RATE_PER_MINUTE);
+        let duration = plan.duration_at(per_minute);
+        let mut by_account: Vec<(String, u64, u64)> = Vec::new();
+        let mut last = None;
+        for batch in &plan.batches {
+            match by_account.last_mut() {
+                Some((_, numbers, batches)) if last == Some(batch.account) => {
+                    *batches += 1;
+                    *numbers += batch.len as u64;
+                }
+                _ => by_account.push((
+                    prepared.expanded.accounts[batch.account as usize].to_string(),
+                    batch.len as u64,
+                    1,
+                )),
+            }
+            last = Some(batch.account);
+        }
+        Plan {
+            rows: prepared.validation.rows,
+            all: prepared.validation.numbers,
+            numbers: plan.numbers(),
+            invalid: prepared.validation.invalid,
+            batches: plan.batches.len() as u64,
+            per_minute,
+            // At least a second for anything to send, so it never reads 0.
+            seconds: duration.as_secs().max(u64::from(!plan.batches.is_empty())),
+            by_account,
+        }
+    }
+
+    fn json(&self, options: &RunOptions, clean: Option<(PathBuf, u64)>) -> PlanJson {
+        PlanJson {
+            dry_run: true,
+            action: options.action.label(),
+            input: options.input.clone(),
+            report: options.report.clone(),
+            rows: self.rows,
+            numbers: self.numbers,
+            invalid: self.invalid,
+            accounts: self.by_account.len() as u64,
+            batches: self.batches,
+            batch_size: options.batch_size as u64,
+            requests: self.batches,
+            rate_limit: self.per_minute,
+            seconds: self.seconds,
+            by_account: self
+                .by_account
+                .iter()
+                .map(|(account, numbers, batches)| AccountPlan {
+                    account: account.clone(),
+                    numbers: *numbers,
+                    batches: *batches,
+                })
+                .collect(),
+            clean: clean.map(|(file, rows)| super::validate::CleanFile {
+                file: file.display().to_string(),
+                rows,
+            }),
+        }
+    }
+}
+
+/// `--dry-run --json`: the plan.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanJson {
+    dry_run: bool,
+    action: &'static str,
+    input: PathBuf,
+    report: PathBuf,
+    rows: u64,
+    numbers: u64,
+    invalid: u64,
+    accounts: u64,
+    batches: u64,
+    batch_size: u64,
+    requests: u64,
+    rate_limit: u32,
+    seconds: u64,
+    by_account: Vec<AccountPlan>,
+    clean: Option<super::validate::CleanFile>,
+}
+
+#[derive(serde::Serialize)]
+struct AccountPlan {
+    account: String,
+    numbers: u64,
+    batches: u64,
+}
+
+/// `--json` of a run that sent (or resumed): the run's summary.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunJson<'a> {
+    dry_run: bool,
+    #[serde(flatten)]
+    summary: &'a RunSummary,
+}
+
+/// `--json` of a sheet refused for its invalid rows: validate's summary.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefusedJson<'a> {
+    dry_run: bool,
+    #[serde(flatten)]
+    validation: super::validate::JsonSummary<'a>,
+}
+
+fn print_plan(plan: &Plan, options: &RunOptions) {
     let t = ui::thousands;
-    let plan = &prepared.plan;
-    let per_minute = rate.unwrap_or(super::flags::defaults::RATE_PER_MINUTE);
     eprintln!(
         "dry run: {} {} (nothing sent)",
         options.action.label(),
         options.input.display()
     );
     eprintln!(
-        "  {} numbers valid of {} ({} invalid{})",
-        t(plan.numbers()),
-        t(prepared.validation.numbers),
-        t(prepared.validation.invalid),
-        if prepared.validation.invalid > 0 {
+        "  {} valid of {} ({} invalid{})",
+        ui::plural(plan.numbers, "number", "numbers"),
+        t(plan.all),
+        t(plan.invalid),
+        if plan.invalid > 0 {
             ", left out with --skip-invalid"
         } else {
             ""
         }
     );
     eprintln!(
-        "  {} accounts, {} batches of at most {}: {} requests",
-        plan.accounts(),
-        t(plan.batches.len() as u64),
+        "  {}, {} of at most {}: {}",
+        ui::plural(plan.by_account.len() as u64, "account", "accounts"),
+        ui::plural(plan.batches, "batch", "batches"),
         options.batch_size,
-        t(plan.batches.len() as u64)
+        ui::plural(plan.batches, "request", "requests")
     );
-    let duration = plan.duration_at(per_minute);
     eprintln!(
-        "  about {} at {per_minute} requests/min (without --wait-sync polling)",
-        humantime::format_duration(Duration::from_secs(
-            duration
-                .as_secs()
-                .max(if plan.batches.is_empty() { 0 } else { 1 })
-        ))
+        "  about {} at {} requests/min (without --wait-sync polling)",
+        ui::duration(Duration::from_secs(plan.seconds)),
+        t(u64::from(plan.per_minute))
     );
-    let mut per_account: Vec<(usize, u64, u64)> = Vec::new();
-    for batch in &plan.batches {
-        match per_account.last_mut() {
-            Some((a, batches, numbers)) if *a == batch.account as usize => {
-                *batches += 1;
-                *numbers += batch.len as u64;
-            }
-            _ => per_account.push((batch.account as usize, 1, batch.len as u64)),
-        }
-    }
-    for (account, batches, numbers) in per_account.iter().take(20) {
+    for (account, numbers, batches) in plan.by_account.iter().take(20) {
+        let word = |n: u64, one: &'static str, many| if n == 1 { one } else { many };
         eprintln!(
-            "    {:<24} {:>8} numbers {:>6} batches",
-            prepared.expanded.accounts[*account],
+            "    {:<24} {:>8} {:<7} {:>6} {}",
+            account,
             t(*numbers),
-            t(*batches)
+            word(*numbers, "number", "numbers"),
+            t(*batches),
+            word(*batches, "batch", "batches")
         );
     }
-    if per_account.len() > 20 {
-        eprintln!("    ... and {} more accounts", per_account.len() - 20);
+    if plan.by_account.len() > 20 {
+        eprintln!("    ... and {} more accounts", plan.by_account.len() - 20);
     }
 }

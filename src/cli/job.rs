@@ -5,6 +5,7 @@ use super::flags::RunArgs;
 use super::{ui, Status};
 use acgbulk::rowjob::{self, JobOptions, JobSummary, Layout, Operation, Refused};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 impl RunArgs {
@@ -39,20 +40,27 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
     options: &JobOptions,
     operations: Vec<Operation<T>>,
     refused: Vec<Refused>,
-    execute: impl Fn(
-            Operation<T>,
-            rowjob::Attempt,
-        ) -> std::pin::Pin<
-            Box<
-                dyn std::future::Future<Output = Result<rowjob::RowResult, rowjob::OperationError>>
-                    + Send,
-            >,
-        > + Send
-        + Sync
-        + 'static,
+    execute: impl Fn(Operation<T>, rowjob::Attempt) -> rowjob::Answer + Send + Sync + 'static,
 ) -> anyhow::Result<Status> {
     let (stop, signals) = super::stop_on_signal(None);
+    let bar = ui::bar(Some(operations.len() as u64), "rows");
+    bar.set_invalid(refused.len() as u64);
+    let execute = {
+        let (bar, answers) = (bar.clone(), Arc::new(Answers::default()));
+        move |operation, attempt| {
+            let (running, bar, answers) =
+                (execute(operation, attempt), bar.clone(), answers.clone());
+            Box::pin(async move {
+                let result = running.await;
+                if let Ok(row) = &result {
+                    answers.count(row.ok, &bar);
+                }
+                result
+            }) as rowjob::Answer
+        }
+    };
     let summary = rowjob::run(options, operations, refused, &stop, Arc::new(execute)).await;
+    bar.finish_and_clear();
     signals.abort();
     let summary = match summary {
         Ok(summary) => summary,
@@ -68,13 +76,36 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
     Ok(status(&summary))
 }
 
+/// Rows answered in this run (a continued job's earlier rows are not
+/// among them).
+#[derive(Default)]
+struct Answers {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Answers {
+    fn count(&self, ok: bool, bar: &ui::Bar) {
+        let (mine, other) = if ok {
+            (&self.ok, &self.failed)
+        } else {
+            (&self.failed, &self.ok)
+        };
+        let mine = mine.fetch_add(1, Ordering::Relaxed) + 1;
+        let other = other.load(Ordering::Relaxed);
+        let (ok, failed) = if ok { (mine, other) } else { (other, mine) };
+        bar.set_counts(ok, failed);
+        bar.set_position(ok + failed);
+    }
+}
+
 fn print(summary: &JobSummary) {
     let t = ui::thousands;
     eprintln!(
-        "{}{}: {} rows: {} ok, {} failed, {} invalid, {} skipped",
+        "{}{}: {}: {} ok, {} failed, {} invalid, {} skipped",
         summary.kind,
         if summary.resumed { " (continued)" } else { "" },
-        t(summary.rows),
+        ui::plural(summary.rows, "row", "rows"),
         t(summary.ok),
         t(summary.failed),
         t(summary.invalid),

@@ -22,7 +22,7 @@ mod signal;
 mod ui;
 mod validate;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Exit codes, the same for every command.
@@ -114,8 +114,10 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     ui::init_logging(cli.verbose);
+    ui::init_output(output_settings(&matches));
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Import(args) => import::run(args.job()),
@@ -129,12 +131,36 @@ pub fn main() -> ExitCode {
         Command::Emulator(args) => emulator::run(*args),
         Command::Sample(args) => sample::run(args),
     };
-    match result {
-        Ok(status) => ExitCode::from(status as u8),
+    let status = match result {
+        Ok(status) => status,
         Err(error) => {
             ui::print_error(&error);
-            ExitCode::from(Status::Fatal as u8)
+            ui::json_error(format!("{error:#}"));
+            Status::Fatal
         }
+    };
+    ui::finish_json(status as u8);
+    ExitCode::from(status as u8)
+}
+
+/// The command as typed (`accounts import`) and its `--json` and
+/// `--progress-interval` (defined once, in `flags::JsonArgs`), read from
+/// the matches so that no command has to pass them on.
+fn output_settings(matches: &clap::ArgMatches) -> ui::OutputSettings {
+    let mut names = Vec::new();
+    let mut leaf = matches;
+    while let Some((name, sub)) = leaf.subcommand() {
+        names.push(name);
+        leaf = sub;
+    }
+    ui::OutputSettings {
+        command: names.join(" "),
+        json: matches!(leaf.try_get_one::<bool>("json"), Ok(Some(true))),
+        progress_interval: leaf
+            .try_get_one::<std::time::Duration>("progress_interval")
+            .ok()
+            .flatten()
+            .copied(),
     }
 }
 

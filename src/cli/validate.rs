@@ -40,6 +40,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let report = args.report.path(&args.input);
+    if args.summary.json && report == Path::new("-") {
+        anyhow::bail!(
+            "--json and --report - both write to standard output: give --report FILE with --json"
+        );
+    }
     let bar = ui::bar(None, "rows");
     let outcome = validate::validate_file(
         &args.input,
@@ -55,29 +60,14 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let (summary, first) = (&validation.validated.summary, &validation.first);
     let clean = args.clean.write_clean.as_ref().zip(validation.clean_rows);
     if args.summary.json {
-        ui::print_json(&JsonSummary {
-            summary,
-            report: report.display().to_string(),
-            clean: clean.map(|(path, rows)| CleanFile {
-                file: path.display().to_string(),
-                rows,
-            }),
-            top_errors: summary
-                .top_errors()
-                .into_iter()
-                .map(|(code, count)| TopError {
-                    code: code.as_str(),
-                    count,
-                })
-                .collect(),
-        })?;
+        ui::print_json(&json_summary(summary, &report, clean))?;
     } else {
         print_summary(summary, &report, first);
         if let Some((path, rows)) = clean {
             eprintln!(
-                "clean sheet: {} ({} numbers)",
+                "clean sheet: {} ({})",
                 path.display(),
-                ui::thousands(rows)
+                ui::plural(rows, "number", "numbers")
             );
         }
     }
@@ -88,21 +78,46 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     })
 }
 
+/// `--json`: the counts, the report, and the clean sheet (`null` without
+/// `--write-clean`); import's too, when it refuses a sheet.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct JsonSummary<'a> {
+pub struct JsonSummary<'a> {
     #[serde(flatten)]
     summary: &'a Summary,
     report: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     clean: Option<CleanFile>,
     top_errors: Vec<TopError>,
 }
 
+pub fn json_summary<'a>(
+    summary: &'a Summary,
+    report: &Path,
+    clean: Option<(&PathBuf, u64)>,
+) -> JsonSummary<'a> {
+    JsonSummary {
+        summary,
+        report: report.display().to_string(),
+        clean: clean.map(|(path, rows)| CleanFile {
+            file: path.display().to_string(),
+            rows,
+        }),
+        top_errors: summary
+            .top_errors()
+            .into_iter()
+            .map(|(code, count)| TopError {
+                code: code.as_str(),
+                count,
+            })
+            .collect(),
+    }
+}
+
+/// `--write-clean`'s file and how many numbers it holds.
 #[derive(serde::Serialize)]
-struct CleanFile {
-    file: String,
-    rows: u64,
+pub struct CleanFile {
+    pub file: String,
+    pub rows: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -115,13 +130,13 @@ struct TopError {
 pub fn print_summary(summary: &Summary, report: &Path, first: &[Finding]) {
     let t = ui::thousands;
     eprintln!(
-        "{}: {} rows, {} numbers after ranges: {} valid, {} invalid, {} warnings",
+        "{}: {}, {} after ranges: {} valid, {} invalid, {}",
         summary.file,
-        t(summary.rows),
-        t(summary.numbers),
+        ui::plural(summary.rows, "row", "rows"),
+        ui::plural(summary.numbers, "number", "numbers"),
         t(summary.valid),
         t(summary.invalid),
-        t(summary.warnings),
+        ui::plural(summary.warnings, "warning", "warnings"),
     );
     let top = summary.top_errors();
     if !top.is_empty() {

@@ -501,12 +501,21 @@ pub struct RunSummary {
     /// Why the run stopped early, when it did for a reason of its own.
     pub stop_reason: Option<StopReason>,
     /// The file that could not be written, when that stopped the run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unwritable: Option<PathBuf>,
 }
 
-/// The engine's view of progress: numbers with a final answer, of all.
-pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+/// The engine's view of progress, each time a batch has its final answer.
+pub type Progress = Arc<dyn Fn(Answered) + Send + Sync>;
+
+/// Numbers with a final answer (`done`, of `total` to send), and how many
+/// of them were taken (`ok`) or refused (`failed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answered {
+    pub done: u64,
+    pub total: u64,
+    pub ok: u64,
+    pub failed: u64,
+}
 
 /// Reads the rows of a batch again, keeping the last row (a range's
 /// numbers share one).
@@ -831,8 +840,7 @@ struct Tally {
     partial: HashMap<usize, (Vec<PartDone>, u32)>,
     live: Option<ResultsWriter>,
     results: PathBuf,
-    done_numbers: u64,
-    total: u64,
+    answered: Answered,
     progress: Progress,
 }
 
@@ -855,8 +863,10 @@ impl Tally {
             partial: HashMap::new(),
             live: None,
             results: results.to_owned(),
-            done_numbers: 0,
-            total: ctx.plan.numbers(),
+            answered: Answered {
+                total: ctx.plan.numbers(),
+                ..Answered::default()
+            },
             progress,
         };
         let mut pending = Vec::new();
@@ -864,7 +874,7 @@ impl Tally {
             match known_batch(ctx, b) {
                 Some(parts) => {
                     write_batch_lines(ctx, b, &parts, &mut live).map_err(write_err)?;
-                    tally.done_numbers += ctx.plan.batches[b].len as u64;
+                    tally.answered.count(&parts);
                     tally.outcomes[b] = Some(parts);
                 }
                 None => pending.push(b),
@@ -872,7 +882,7 @@ impl Tally {
         }
         live.flush().map_err(write_err)?;
         tally.live = Some(live);
-        (tally.progress)(tally.done_numbers, tally.total);
+        (tally.progress)(tally.answered);
         Ok((tally, pending))
     }
 
@@ -902,10 +912,25 @@ impl Tally {
                 unwritable = Some(StopReason::cannot_write(&self.results, &source));
             }
         }
-        self.done_numbers += len as u64;
-        (self.progress)(self.done_numbers, self.total);
+        self.answered.count(&parts);
+        (self.progress)(self.answered);
         self.outcomes[b] = Some(parts);
         unwritable.map_or(Ok(()), |reason| Err(UnitError::Stop(reason)))
+    }
+}
+
+impl Answered {
+    /// Adds a whole batch's answers.
+    fn count(&mut self, parts: &[PartDone]) {
+        for part in parts {
+            let numbers = u64::from(part.hi - part.lo);
+            self.done += numbers;
+            if part.ok {
+                self.ok += numbers;
+            } else {
+                self.failed += numbers;
+            }
+        }
     }
 }
 
@@ -946,7 +971,7 @@ pub async fn execute(
     });
     let header = prepared.header;
     let (mut tally, pending) = Tally::replay(&ctx, &header.results, progress)?;
-    let done_before = tally.done_numbers;
+    let done_before = tally.answered.done;
     let sending = Instant::now();
     let units = pending.into_iter().map(|b| Part {
         b: b as u32,
@@ -963,7 +988,7 @@ pub async fn execute(
     })
     .await;
     let send_seconds = sending.elapsed().as_secs_f64();
-    let sent = tally.done_numbers - done_before;
+    let sent = tally.answered.done - done_before;
     drop(tally.live.take());
     if let Some(error) = ran.error {
         return Err(error);

@@ -167,7 +167,6 @@ pub struct ExportSummary {
     pub resumed: bool,
     pub stopped: bool,
     /// Why the export stopped early, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<StopReason>,
 }
 
