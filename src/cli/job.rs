@@ -1,7 +1,7 @@
 //! Running a row-by-row job (accounts, RFIs) from the command line: where
 //! it writes, signals, and its summary and exit status.
 
-use super::flags::RunArgs;
+use super::flags::{settings_of, ConnectionArgs, RunArgs};
 use super::{ui, Status};
 use acgbulk::rowjob::{self, JobOptions, JobSummary, Layout, Operation, Refused};
 use std::path::Path;
@@ -15,7 +15,11 @@ impl RunArgs {
         input: &Path,
         settings: String,
         layout: Layout,
+        connection: &ConnectionArgs,
     ) -> JobOptions {
+        let mut kept = settings_of(connection);
+        kept.extend(settings_of(&self.concurrency));
+        kept.extend(settings_of(&self.keep));
         let input = std::path::absolute(input).unwrap_or(input.to_owned());
         let results = self.results_of(&input);
         let results = std::path::absolute(&results).unwrap_or(results);
@@ -28,6 +32,8 @@ impl RunArgs {
             restart: self.restart.restart,
             concurrency: self.concurrency.concurrency,
             settings,
+            kept,
+            keep_checkpoint: self.keep.keep_checkpoint,
             layout,
         }
     }
@@ -52,7 +58,23 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
         + 'static,
 ) -> anyhow::Result<Status> {
     let (stop, signals) = super::stop_on_signal(None);
-    let summary = rowjob::run(options, operations, refused, &stop, Arc::new(execute)).await;
+    let continuing = |done: u64, total: u64| {
+        eprintln!(
+            "continuing the unfinished run in {}: {} of {} rows done",
+            options.checkpoint.display(),
+            ui::thousands(done),
+            ui::thousands(total)
+        );
+    };
+    let summary = rowjob::run(
+        options,
+        operations,
+        refused,
+        &stop,
+        Arc::new(execute),
+        &continuing,
+    )
+    .await;
     signals.abort();
     let summary = match summary {
         Ok(summary) => summary,
@@ -81,7 +103,11 @@ fn print(summary: &JobSummary) {
         t(summary.skipped)
     );
     eprintln!("  results:    {}", summary.results.display());
-    eprintln!("  checkpoint: {}", summary.checkpoint.display());
+    if summary.checkpoint_removed {
+        eprintln!("  checkpoint: removed (the job finished; --keep-checkpoint keeps it)");
+    } else {
+        eprintln!("  checkpoint: {}", summary.checkpoint.display());
+    }
     if summary.stopped {
         eprintln!(
             "stopped early ({}); {}run the same command again to continue",

@@ -10,7 +10,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 
@@ -79,6 +79,26 @@ fn decode<R: DeserializeOwned>(line: &str) -> Option<R> {
         return None;
     }
     serde_json::from_str(json).ok()
+}
+
+/// The first record of the file at `path`, without reading further (at
+/// most 1 MiB) and without a word about a torn line: `None` for an empty
+/// file; an `InvalidData` error for a first line that is not a record.
+pub fn first_record<R: DeserializeOwned>(path: &Path) -> io::Result<Option<R>> {
+    let file = File::open(path)?;
+    let mut line = Vec::new();
+    BufReader::new(file)
+        .take(1 << 20)
+        .read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Ok(None);
+    }
+    std::str::from_utf8(&line)
+        .ok()
+        .filter(|l| l.ends_with('\n'))
+        .and_then(|l| decode(l.trim_end_matches('\n')))
+        .map(Some)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a checkpoint line"))
 }
 
 type Commit = (Vec<u8>, oneshot::Sender<io::Result<()>>);
