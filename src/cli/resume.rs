@@ -99,6 +99,9 @@ fn find(target: &Path) -> anyhow::Result<Found> {
             }
             Sniffed::Empty => return Ok(never_written(candidate)),
             Sniffed::Missing if candidate == target => {
+                if is_checkpoint_name(target) {
+                    return Ok(never_written(target));
+                }
                 bail!("{} does not exist", target.display())
             }
             Sniffed::Missing | Sniffed::Other => {}
@@ -126,6 +129,11 @@ fn find(target: &Path) -> anyhow::Result<Found> {
         as_results.display(),
         as_sheet.display()
     )
+}
+
+/// Whether `path` is named as a checkpoint is (`RESULTS.checkpoint`).
+fn is_checkpoint_name(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "checkpoint")
 }
 
 /// Whether `path` is an import's or a delete's results file: by its
@@ -270,12 +278,12 @@ pub async fn continue_run(
         );
     }
     eprintln!(
-        "continuing the unfinished {} of {} in {}: {} of {} numbers done",
-        header.action.label(),
-        header.input.display(),
+        "continuing the unfinished run in {}: {} of {} numbers done ({} of {})",
         path.display(),
         ui::thousands(answered(&entries)),
-        ui::thousands(header.numbers)
+        ui::thousands(header.numbers),
+        header.action.label(),
+        header.input.display(),
     );
     let outcome = send(prepared, &options, &connected, checkpoint, entries).await;
     finish(outcome, connected, &path, json).await

@@ -83,22 +83,26 @@ fn decode<R: DeserializeOwned>(line: &str) -> Option<R> {
 
 /// The first record of the file at `path`, without reading further (at
 /// most 1 MiB) and without a word about a torn line: `None` for an empty
-/// file; an `InvalidData` error for a first line that is not a record.
+/// file, or one whose only line is a record torn by a crash (its run
+/// stopped before its first line was on disk); an `InvalidData` error for
+/// a first line that is not a record.
 pub fn first_record<R: DeserializeOwned>(path: &Path) -> io::Result<Option<R>> {
     let file = File::open(path)?;
     let mut line = Vec::new();
     BufReader::new(file)
         .take(1 << 20)
         .read_until(b'\n', &mut line)?;
-    if line.is_empty() {
-        return Ok(None);
-    }
-    std::str::from_utf8(&line)
+    let not_a_record = || io::Error::new(io::ErrorKind::InvalidData, "not a checkpoint line");
+    let Some(text) = line.strip_suffix(b"\n") else {
+        let torn = line.is_empty()
+            || (line.len() > 9 && line[..8].iter().all(u8::is_ascii_hexdigit) && line[8] == b' ');
+        return if torn { Ok(None) } else { Err(not_a_record()) };
+    };
+    std::str::from_utf8(text)
         .ok()
-        .filter(|l| l.ends_with('\n'))
-        .and_then(|l| decode(l.trim_end_matches('\n')))
+        .and_then(decode)
         .map(Some)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a checkpoint line"))
+        .ok_or_else(not_a_record)
 }
 
 type Commit = (Vec<u8>, oneshot::Sender<io::Result<()>>);
