@@ -701,7 +701,79 @@ pub struct AcsConnectionArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_rate, RateLimit};
+    use super::{parse_rate, resolve, settings_of, RateLimit, Settings};
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn resume(args: &[&str]) -> (super::super::resume::Args, clap::ArgMatches) {
+        let all = [&["acgbulk", "resume", "x.checkpoint"], args].concat();
+        let matches = super::super::Cli::command()
+            .try_get_matches_from(all)
+            .unwrap();
+        let given = matches.subcommand().unwrap().1.clone();
+        (
+            super::super::resume::Args::from_arg_matches(&given).unwrap(),
+            given,
+        )
+    }
+
+    #[test]
+    fn a_given_flag_wins_then_the_kept_value_then_the_default() {
+        let (run, given) = resume(&[]);
+        let mut kept = settings_of(&run.connection);
+        kept.insert("rate_limit".into(), 600.into());
+        kept.insert("max_attempts".into(), 9.into());
+        kept.insert("tenant_id".into(), "tenant-1".into());
+        kept.insert("concurrency".into(), 5.into());
+        kept.insert("endpoint".into(), "http://127.0.0.1:1/".into());
+        let connection = resolve(&run.connection, &kept, &given);
+        assert_eq!(connection.transport.rate_limit, RateLimit(Some(600)));
+        assert_eq!(connection.transport.max_attempts, 9);
+        assert_eq!(connection.auth.tenant_id.as_deref(), Some("tenant-1"));
+        assert_eq!(resolve(&run.concurrency, &kept, &given).concurrency, 5);
+        // Not kept: the default.
+        assert_eq!(connection.api_version, acgbulk::model::API_VERSION);
+
+        let (run, given) = resume(&["--rate-limit", "off", "--concurrency", "2", "--emulator"]);
+        let connection = resolve(&run.connection, &kept, &given);
+        assert_eq!(connection.transport.rate_limit, RateLimit(None));
+        assert_eq!(connection.transport.max_attempts, 9);
+        assert_eq!(resolve(&run.concurrency, &kept, &given).concurrency, 2);
+        assert!(connection.emulator && connection.endpoint.is_none());
+
+        // A kept value this version cannot read is left out.
+        let odd: Settings = [("max_attempts".to_owned(), "many".into())]
+            .into_iter()
+            .collect();
+        let (run, given) = resume(&[]);
+        assert_eq!(
+            resolve(&run.connection, &odd, &given)
+                .transport
+                .max_attempts,
+            6
+        );
+    }
+
+    #[test]
+    fn kept_settings_are_the_flags_names_and_hold_no_secret() {
+        let (run, _) = resume(&[]);
+        let kept = settings_of(&run.connection);
+        for key in [
+            "endpoint",
+            "rate_limit",
+            "timeout",
+            "auth",
+            "tenant_id",
+            "client_id",
+        ] {
+            assert!(kept.contains_key(key), "{key}: {kept:?}");
+        }
+        for key in kept.keys() {
+            assert!(
+                !key.contains("secret") || key.ends_with("_file"),
+                "{key} would be a secret"
+            );
+        }
+    }
 
     #[test]
     fn rates_are_per_minute_or_off() {

@@ -82,6 +82,16 @@ fn find(target: &Path) -> anyhow::Result<Found> {
             ),
         )
     };
+    let finished = |results: &Path, checkpoint: &Path| {
+        Found::Nothing(
+            Status::Done,
+            format!(
+                "{} is from a finished run: there is nothing to resume (a finished run's checkpoint, {}, is removed; --keep-checkpoint keeps it)",
+                results.display(),
+                checkpoint.display()
+            ),
+        )
+    };
     let as_results = checkpoint_of(target);
     let results_of_sheet = beside(target, ".results.csv");
     let as_sheet = checkpoint_of(&results_of_sheet);
@@ -99,24 +109,19 @@ fn find(target: &Path) -> anyhow::Result<Found> {
             }
             Sniffed::Empty => return Ok(never_written(candidate)),
             Sniffed::Missing if candidate == target => {
-                if is_checkpoint_name(target) {
-                    return Ok(never_written(target));
+                if !is_checkpoint_name(target) {
+                    bail!("{} does not exist", target.display())
                 }
-                bail!("{} does not exist", target.display())
+                // `RESULTS.checkpoint`: gone once its run finished.
+                let results = target.with_extension("");
+                if is_results(&results) {
+                    return Ok(finished(&results, target));
+                }
+                return Ok(never_written(target));
             }
             Sniffed::Missing | Sniffed::Other => {}
         }
     }
-    let finished = |results: &Path, checkpoint: &Path| {
-        Found::Nothing(
-            Status::Done,
-            format!(
-                "the run that wrote {} finished: there is nothing to resume (a finished run's checkpoint, {}, is removed; give --keep-checkpoint to keep it)",
-                results.display(),
-                checkpoint.display()
-            ),
-        )
-    };
     if is_results(target) {
         return Ok(finished(target, &as_results));
     }
