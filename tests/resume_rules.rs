@@ -123,6 +123,7 @@ fn a_resume_after_kill_9_keeps_the_rate_limit() {
     let started = Instant::now();
     let run = common::run(dir.path(), &["resume", checkpoint.to_str().unwrap()]);
     let took = started.elapsed();
+    eprintln!("resume of {left} batches at the kept 600/min took {took:?}");
     assert_eq!(run.code, 0, "{}", run.stderr);
     // At 600/min the batches left take left/10 s; at 100/min, left*0.6 s.
     let slow = Duration::from_secs_f64(left as f64 * 0.6);
