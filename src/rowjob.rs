@@ -12,7 +12,7 @@
 use crate::client::pacer::Stopped;
 use crate::engine::results::Outcome;
 use crate::journal::JournalError;
-use crate::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch, Unfinished};
+use crate::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch, Settings};
 use crate::runner::{Limits, Panicked, Step, Stop, StopReason, UnitError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -35,6 +35,11 @@ pub struct JobOptions {
     pub concurrency: usize,
     /// Anything else that must match for a checkpoint to be continued.
     pub settings: String,
+    /// The run's non-secret settings (connection, pace, concurrency), kept
+    /// in the checkpoint.
+    pub kept: Settings,
+    /// Keep the checkpoint of a finished job (else it is removed).
+    pub keep_checkpoint: bool,
     pub layout: Layout,
 }
 
@@ -57,6 +62,9 @@ pub struct JobHeader {
     fingerprint: String,
     settings: String,
     created: String,
+    /// The run's non-secret settings (none in checkpoints before them).
+    #[serde(default, skip_serializing_if = "Settings::is_empty")]
+    kept: Settings,
 }
 
 impl checkpoint::Header for JobHeader {
@@ -251,6 +259,10 @@ pub struct JobSummary {
     pub results: PathBuf,
     pub checkpoint: PathBuf,
     pub resumed: bool,
+    /// Rows the earlier, stopped run had answered (when `resumed`).
+    pub rows_before: u64,
+    /// The job finished and its checkpoint was removed.
+    pub checkpoint_removed: bool,
     pub stopped: bool,
     pub stop_reason: Option<StopReason>,
     /// The file that could not be written, when that stopped the job.
@@ -305,11 +317,11 @@ fn begin(options: &JobOptions) -> Result<(Checkpoint<Entry>, Replayed, bool), Jo
         input: options.input.clone(),
         fingerprint,
         settings: options.settings.clone(),
+        kept: options.kept.clone(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
-    let policy = Unfinished::ContinueOrStartOver;
     Ok(
-        match checkpoint::begin(&options.checkpoint, Some(&header), options.restart, policy)? {
+        match checkpoint::begin(&options.checkpoint, &header, options.restart)? {
             Begin::Continue(checkpoint, (_, lines)) => (checkpoint, Replayed::of(lines), true),
             Begin::Fresh => (
                 Checkpoint::create(&options.checkpoint, header)?,
@@ -350,18 +362,24 @@ async fn operate<T>(
 }
 
 /// Runs `operations` (rows `refused` are written as invalid), `concurrency`
-/// at a time, with the checkpoint and results of `options`.
+/// at a time, with the checkpoint and results of `options`. When it goes
+/// on with an unfinished run, `continuing` hears how many of the rows to
+/// send were answered before, of all.
 pub async fn run<T: Clone + Send + Sync + 'static>(
     options: &JobOptions,
     operations: Vec<Operation<T>>,
     refused: Vec<Refused>,
     stop: &Stop,
     execute: Run<T>,
+    continuing: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<JobSummary, JobError> {
     // Held until the job ends: another job writing the same results would
     // send every row a second time.
     let _results_lock = crate::journal::RunLock::acquire(&options.results)?;
-    let (checkpoint, replayed, continuing) = begin(options)?;
+    let (checkpoint, replayed, resumed) = begin(options)?;
+    if resumed {
+        continuing(replayed.done.len() as u64, operations.len() as u64);
+    }
     let checkpoint = Arc::new(checkpoint);
     let mut finished: Vec<Option<RowResult>> = vec![None; operations.len()];
     for (&index, result) in &replayed.done {
@@ -401,7 +419,8 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
         rows: (operations.len() + refused.len()) as u64,
         results: options.results.clone(),
         checkpoint: options.checkpoint.clone(),
-        resumed: continuing,
+        resumed,
+        rows_before: replayed.done.len() as u64,
         stopped: !complete,
         unwritable: stop_reason
             .as_ref()
@@ -419,6 +438,13 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
     }
     if complete {
         checkpoint.append(&Entry::Finished).await?;
+        if !options.keep_checkpoint {
+            if let Some(checkpoint) = Arc::into_inner(checkpoint) {
+                checkpoint.close();
+            }
+            checkpoint::remove(&options.checkpoint)?;
+            summary.checkpoint_removed = true;
+        }
     }
     Ok(summary)
 }

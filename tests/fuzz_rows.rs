@@ -170,6 +170,7 @@ proptest! {
             sync_poll: Duration::from_secs(1),
             grace: Duration::from_secs(1),
             retry_failed: false,
+            keep_checkpoint: false,
         };
         let direct = engine::prepare(&options(path.clone()), "http://127.0.0.1:9", &mut |_| {});
         let copy = dir.path().join("copy.csv");

@@ -210,6 +210,8 @@ fn client_secret_over_tls_survives_expiring_tokens_and_never_leaks() {
             "--rate-limit",
             "500/min",
             "-vv",
+            // Kept to look inside: it holds the run's settings, not its secret.
+            "--keep-checkpoint",
         ],
         &borrow(&env),
     );

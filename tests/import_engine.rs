@@ -370,10 +370,19 @@ fn sigterm_stops_resumably_and_resume_refuses_a_changed_input() {
         3_000 - skipped
     );
 
-    // An import over an unfinished checkpoint is refused.
-    let run = import(dir.path(), &url, &[input.to_str().unwrap()]);
+    // An import with other options over an unfinished checkpoint is
+    // refused, naming what differs (the same command would continue it).
+    let run = import(
+        dir.path(),
+        &url,
+        &[input.to_str().unwrap(), "--batch-size", "50"],
+    );
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("unfinished run"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unfinished run") && run.stderr.contains("--batch-size"),
+        "{}",
+        run.stderr
+    );
 
     // A changed input cannot be resumed.
     let original = std::fs::read(&input).unwrap();

@@ -2,7 +2,7 @@
 //! and the stop reason, the checkpoint's header check and replay. Toy
 //! units (sleeps, counters) over a real checkpoint file.
 
-use acgbulk::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch, Unfinished};
+use acgbulk::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch};
 use acgbulk::runner::{self, Limits, Panicked, Step, Stop, StopReason, UnitError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -229,8 +229,7 @@ async fn a_second_run_replays_the_checkpoint_and_skips_answered_units() {
         size: 10,
     };
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let begun =
-        checkpoint::begin::<ToyLine>(&path, Some(&header), false, Unfinished::ContinueOrRefuse);
+    let begun = checkpoint::begin::<ToyLine>(&path, &header, false);
     assert!(matches!(begun, Ok(Begin::Fresh)), "no checkpoint yet");
     let first = Arc::new(Checkpoint::create(&path, header.clone()).unwrap());
     let ran = toy_run(first.clone(), HashSet::new(), Some(6), sent.clone()).await;
@@ -241,8 +240,7 @@ async fn a_second_run_replays_the_checkpoint_and_skips_answered_units() {
 
     // The same run again: continued, the six answered units skipped.
     let Begin::Continue(again, (was, lines)) =
-        checkpoint::begin::<ToyLine>(&path, Some(&header), false, Unfinished::ContinueOrRefuse)
-            .unwrap()
+        checkpoint::begin::<ToyLine>(&path, &header, false).unwrap()
     else {
         panic!("continues the unfinished run")
     };
@@ -265,8 +263,7 @@ async fn a_second_run_replays_the_checkpoint_and_skips_answered_units() {
     assert_eq!(sent, (0..10).collect::<Vec<_>>(), "each unit sent once");
 
     // Finished: the same run begins afresh.
-    let begun =
-        checkpoint::begin::<ToyLine>(&path, Some(&header), false, Unfinished::ContinueOrRefuse);
+    let begun = checkpoint::begin::<ToyLine>(&path, &header, false);
     assert!(matches!(begun, Ok(Begin::Fresh)));
 }
 
@@ -286,12 +283,7 @@ async fn a_header_mismatch_is_refused_naming_what_differs() {
         size: 20,
         ..header.clone()
     };
-    let refused = checkpoint::begin::<ToyLine>(
-        &path,
-        Some(&other_size),
-        false,
-        Unfinished::ContinueOrRefuse,
-    );
+    let refused = checkpoint::begin::<ToyLine>(&path, &other_size, false);
     let Err(CheckpointError::Mismatch { mismatch, .. }) = refused else {
         panic!("refused")
     };
@@ -307,12 +299,7 @@ async fn a_header_mismatch_is_refused_naming_what_differs() {
         fingerprint: "11:bb".into(),
         ..header.clone()
     };
-    let Err(refused) = checkpoint::begin::<ToyLine>(
-        &path,
-        Some(&other_input),
-        false,
-        Unfinished::ContinueOrRefuse,
-    ) else {
+    let Err(refused) = checkpoint::begin::<ToyLine>(&path, &other_input, false) else {
         panic!("refused")
     };
     let words = refused.to_string();
@@ -322,23 +309,33 @@ async fn a_header_mismatch_is_refused_naming_what_differs() {
     );
     assert!(words.contains("--restart"), "{words}");
 
-    // Row jobs start over instead; imports refuse any unfinished run, and
-    // every policy starts over with --restart.
-    let over = checkpoint::begin::<ToyLine>(
-        &path,
-        Some(&other_size),
-        false,
-        Unfinished::ContinueOrStartOver,
-    );
-    assert!(matches!(over, Ok(Begin::Fresh)));
-    let Err(refused) = checkpoint::begin::<ToyLine>(&path, None, false, Unfinished::Refuse) else {
+    // One rule for every job: --restart starts over; a checkpoint that
+    // cannot be read is refused, not overwritten.
+    let restart = checkpoint::begin::<ToyLine>(&path, &other_size, true);
+    assert!(matches!(restart, Ok(Begin::Fresh)));
+    let written = Checkpoint::<ToyLine>::create(&path, header.clone()).unwrap();
+    written.append(&ToyLine::Done { unit: 0 }).await.unwrap();
+    written.append(&ToyLine::Done { unit: 1 }).await.unwrap();
+    written.close();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let damaged: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 1 {
+                l.replace("0", "7")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&path, damaged.join("\n") + "\n").unwrap();
+    let Err(refused) = checkpoint::begin::<ToyLine>(&path, &header, false) else {
         panic!("refused")
     };
-    assert!(matches!(refused, CheckpointError::Unfinished { .. }));
     assert!(
-        refused.to_string().contains("holds an unfinished run"),
-        "{refused}"
+        matches!(refused, CheckpointError::Unreadable { .. }),
+        "{refused:?}"
     );
-    let restart = checkpoint::begin::<ToyLine>(&path, None, true, Unfinished::Refuse);
-    assert!(matches!(restart, Ok(Begin::Fresh)));
+    assert!(refused.to_string().contains("--restart"), "{refused}");
 }

@@ -270,12 +270,8 @@ fn a_full_disk_mid_run_stops_and_resume_ends_with_every_number_once() {
     assert_exactly_once(&server, &input, &disk.path().join("run.results.csv"));
     assert_eq!(
         disk.names(),
-        [
-            "run.report.csv",
-            "run.results.csv",
-            "run.results.csv.checkpoint"
-        ],
-        "no temporary or lock file left"
+        ["run.report.csv", "run.results.csv"],
+        "no temporary or lock file left, and no finished checkpoint"
     );
 }
 
@@ -288,11 +284,9 @@ fn a_full_disk_at_the_final_rewrite_leaves_no_temporary_file() {
     // How much a whole run writes, measured on a roomy disk.
     let roomy = common::tempdir();
     let r = roomy.path().to_str().unwrap();
-    let run = run_limited(
-        work.path(),
-        &strs(&import_args(input.to_str().unwrap(), &url, r)),
-        None,
-    );
+    let mut args = import_args(input.to_str().unwrap(), &url, r);
+    args.push("--keep-checkpoint".into());
+    let run = run_limited(work.path(), &strs(&args), None);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let size = |name: &str| std::fs::metadata(roomy.path().join(name)).unwrap().len();
     let (results_size, checkpoint_size) =
@@ -907,7 +901,8 @@ fn a_full_disk_while_an_export_writes_its_workbook_leaves_no_half_workbook() {
     let (csv, args) = export(roomy.path().to_str().unwrap(), "numbers.csv");
     let run = run_limited(work.path(), &strs(&args), None);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let (out, args) = export(roomy.path().to_str().unwrap(), "numbers.xlsx");
+    let (out, mut args) = export(roomy.path().to_str().unwrap(), "numbers.xlsx");
+    args.push("--keep-checkpoint".into());
     let run = run_limited(work.path(), &strs(&args), None);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let (csv_size, workbook_size, checkpoint_size) =
@@ -942,8 +937,8 @@ fn a_full_disk_while_an_export_writes_its_workbook_leaves_no_half_workbook() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         disk.names(),
-        ["numbers.xlsx", "numbers.xlsx.checkpoint"],
-        "the rows' CSV is gone once the workbook is made"
+        ["numbers.xlsx"],
+        "the rows' CSV is gone once the workbook is made, and the finished checkpoint"
     );
     let mut book: calamine::Xlsx<_> = calamine::open_workbook(&out).unwrap();
     use calamine::Reader as _;

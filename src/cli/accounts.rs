@@ -129,6 +129,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<Status> {
             key_column: "name",
             extra_columns: &accounts::RESULT_COLUMNS,
         },
+        &args.connection,
     );
     let client = connected.client.clone();
     let status = job::run(
@@ -172,9 +173,13 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<Status> {
         key_column: "name",
         extra_columns: &[],
     };
-    let options = args
-        .run
-        .options("accounts-delete", &args.input, settings, layout);
+    let options = args.run.options(
+        "accounts-delete",
+        &args.input,
+        settings,
+        layout,
+        &args.connection,
+    );
     let client = connected.client.clone();
     let with_numbers = args.with_numbers;
     let status = job::run(

@@ -5,7 +5,10 @@
 //! stopped (its checkpoint is `FILE.checkpoint`). Exit 0 when done, 2 on
 //! errors, 3 when stopped early.
 
-use super::flags::{ConnectionArgs, JsonArgs, OnlyAccountArgs, OutputArgs, PageArgs, RestartArgs};
+use super::flags::{
+    settings_of, ConnectionArgs, JsonArgs, KeepCheckpointArgs, OnlyAccountArgs, OutputArgs,
+    PageArgs, RestartArgs,
+};
 use super::{ui, Status};
 use acgbulk::export::{self, Collection, ExportOptions, Format};
 use anyhow::Context;
@@ -56,6 +59,9 @@ pub struct Args {
     pub restart: RestartArgs,
 
     #[command(flatten)]
+    pub keep: KeepCheckpointArgs,
+
+    #[command(flatten)]
     pub summary: JsonArgs,
 
     #[command(flatten)]
@@ -90,6 +96,12 @@ impl Args {
             format,
             page_size: self.page.page_size,
             restart: self.restart.restart,
+            keep_checkpoint: self.keep.keep_checkpoint,
+            settings: {
+                let mut kept = settings_of(&self.connection);
+                kept.extend(settings_of(&self.keep));
+                kept
+            },
         }
     }
 }
@@ -103,11 +115,26 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         let bar = ui::bar(None, "rows");
         let progress = {
             let bar = bar.clone();
+            let checkpoint = options.checkpoint.clone();
+            // The first call says how many rows an unfinished export had
+            // written: the bar (its rate and ETA) counts this run's rows.
+            let first = std::sync::Mutex::new(None::<u64>);
             Arc::new(move |rows: u64, total: Option<u64>| {
+                let mut first = first.lock().expect("lock");
+                let base = *first.get_or_insert_with(|| {
+                    if rows > 0 {
+                        eprintln!(
+                            "continuing the unfinished export in {}: {} rows done",
+                            checkpoint.display(),
+                            ui::thousands(rows)
+                        );
+                    }
+                    rows
+                });
                 if let Some(total) = total {
-                    bar.set_length(total);
+                    bar.set_length(total.saturating_sub(base));
                 }
-                bar.set_position(rows);
+                bar.set_position(rows.saturating_sub(base));
             })
         };
         let outcome = export::export(
@@ -147,6 +174,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             ui::plural(summary.requests, "request", "requests"),
             summary.elapsed_seconds
         );
+        if summary.checkpoint_removed {
+            eprintln!("  checkpoint: removed (the export finished; --keep-checkpoint keeps it)");
+        }
         Ok(if summary.stopped {
             eprintln!(
                 "run the same command again to continue from {}",

@@ -17,8 +17,10 @@
 //! own flags, so the flag itself is still defined only here.
 
 use acgbulk::client::auth;
+use acgbulk::runner::Settings;
 use acgbulk::sheet::{ColumnMapping, SheetOptions};
 use acgbulk::validate::RuleOptions;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,6 +58,109 @@ pub fn checkpoint_of(results: &Path) -> PathBuf {
     let mut name = results.to_owned().into_os_string();
     name.push(".checkpoint");
     PathBuf::from(name)
+}
+
+// ---------------------------------------------------------------- kept settings
+
+/// The settings of a flag group, to keep in a checkpoint: each field under
+/// its flag's name in snake_case. A group whose flags a run keeps derives
+/// `Serialize` and `Deserialize`, so a new flag in it is kept (and taken
+/// back by [`resolve`]) with no more code.
+pub fn settings_of<T: Serialize>(group: &T) -> Settings {
+    match serde_json::to_value(group) {
+        Ok(serde_json::Value::Object(settings)) => settings,
+        _ => unreachable!("a flag group is a JSON object"),
+    }
+}
+
+/// Flags that go together: when the first is given, the others are not
+/// taken from the checkpoint (a run's `--emulator` does not outlive an
+/// `--endpoint` given to its resume).
+const TOGETHER: [(&str, &[&str]); 2] = [
+    ("endpoint", &["emulator", "emulator_state"]),
+    ("emulator", &["endpoint"]),
+];
+
+/// Whether the user gave the flag `id` (on the command line or through
+/// its environment variable) rather than its default.
+pub fn given(matches: &clap::ArgMatches, id: &str) -> bool {
+    matches.ids().any(|known| known.as_str() == id)
+        && matches!(
+            matches.value_source(id),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        )
+}
+
+/// The one resolve step of a resumed run's settings, for a flag group:
+/// a flag given (on the command line or through its environment variable)
+/// wins; otherwise the value `kept` in the checkpoint; otherwise the
+/// default. A kept value this version cannot read is ignored with a note.
+pub fn resolve<T: Serialize + DeserializeOwned>(
+    group: &T,
+    kept: &Settings,
+    matches: &clap::ArgMatches,
+) -> T {
+    let mut settings = settings_of(group);
+    let held_back: Vec<&str> = TOGETHER
+        .iter()
+        .filter(|(first, _)| given(matches, first))
+        .flat_map(|(_, others)| others.iter().copied())
+        .collect();
+    for (key, now) in settings.iter_mut() {
+        if given(matches, key) || held_back.contains(&key.as_str()) {
+            continue;
+        }
+        let Some(value) = kept.get(key) else { continue };
+        let mut one = settings_of(group);
+        one.insert(key.clone(), value.clone());
+        match serde_json::from_value::<T>(serde_json::Value::Object(one)) {
+            Ok(_) => *now = value.clone(),
+            Err(e) => tracing::warn!("the checkpoint's {key} cannot be used ({e}); using {now}"),
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(settings))
+        .expect("each kept value was checked")
+}
+
+/// The settings an import or a delete keeps in its checkpoint, as flag
+/// groups: the connection (endpoint, authentication without secrets, pace,
+/// retries, time-outs), concurrency, the stop grace, backend sync and
+/// `--keep-checkpoint`. A flag added to one of these groups is kept too.
+/// (The batch size, sheet and validation options are in the checkpoint's
+/// header: they decide the plan, which a resume cannot change.)
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub connection: ConnectionArgs,
+    pub concurrency: ConcurrencyArgs,
+    pub stop: StopArgs,
+    /// None for a command without the flags (delete).
+    pub sync: Option<SyncArgs>,
+    pub keep: KeepCheckpointArgs,
+}
+
+impl RunSettings {
+    /// What the checkpoint keeps.
+    pub fn settings(&self) -> Settings {
+        let mut settings = settings_of(&self.connection);
+        settings.extend(settings_of(&self.concurrency));
+        settings.extend(settings_of(&self.stop));
+        if let Some(sync) = &self.sync {
+            settings.extend(settings_of(sync));
+        }
+        settings.extend(settings_of(&self.keep));
+        settings
+    }
+
+    /// These flags resolved against a checkpoint's `kept` settings.
+    pub fn resolve(&self, kept: &Settings, matches: &clap::ArgMatches) -> RunSettings {
+        RunSettings {
+            connection: resolve(&self.connection, kept, matches),
+            concurrency: resolve(&self.concurrency, kept, matches),
+            stop: resolve(&self.stop, kept, matches),
+            sync: self.sync.as_ref().map(|sync| resolve(sync, kept, matches)),
+            keep: resolve(&self.keep, kept, matches),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- output
@@ -140,7 +245,7 @@ pub struct CleanArgs {
 // ---------------------------------------------------------------- runs
 
 /// Requests in flight at once.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
 pub struct ConcurrencyArgs {
     /// Requests in flight at once: batches, rows or searches (the rate
     /// limit still paces every request)
@@ -154,6 +259,16 @@ pub struct RestartArgs {
     /// Start over even if the checkpoint holds an unfinished run
     #[arg(long, help_heading = "Run")]
     pub restart: bool,
+}
+
+/// Whether a finished run's checkpoint stays.
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
+pub struct KeepCheckpointArgs {
+    /// Keep the checkpoint of a finished run (it is removed otherwise,
+    /// except after an import or delete with batches that failed without a
+    /// usable answer, which `acgbulk resume --retry-failed` sends again)
+    #[arg(long, help_heading = "Run")]
+    pub keep_checkpoint: bool,
 }
 
 /// What a job writes (a results file and its checkpoint) and how many
@@ -171,6 +286,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub restart: RestartArgs,
+
+    #[command(flatten)]
+    pub keep: KeepCheckpointArgs,
 
     #[command(flatten)]
     pub concurrency: ConcurrencyArgs,
@@ -203,7 +321,7 @@ pub struct BatchArgs {
 const MAX_BATCH: usize = acgbulk::plan::MAX_BATCH_SIZE;
 
 /// How a stopped batch run ends.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
 pub struct StopArgs {
     /// On Ctrl-C or SIGTERM, how long to wait for answers in flight before
     /// saving the checkpoint and exiting
@@ -289,7 +407,7 @@ pub struct MaxDeleteArgs {
 }
 
 /// Waiting for backend sync after the writes.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
 pub struct SyncArgs {
     /// After the writes, wait until backend sync has finished for every
     /// number, and record its outcome
@@ -462,7 +580,7 @@ pub struct StrictArgs {
 // ---------------------------------------------------------------- services
 
 /// Requests a minute, or no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimit(pub Option<u32>);
 
 /// `100/min`, `100` or `off`.
@@ -480,7 +598,7 @@ pub fn parse_rate(text: &str) -> Result<RateLimit, String> {
 
 /// Where the Provisioning API is, and how to reach and authenticate to it
 /// (the client it makes is in `connect.rs`).
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionArgs {
     /// The Provisioning API endpoint, `https://provapi.<domain>`
     #[arg(
@@ -506,6 +624,7 @@ pub struct ConnectionArgs {
     pub emulator_state: Option<PathBuf>,
 
     #[command(flatten)]
+    #[serde(flatten)]
     pub transport: TransportArgs,
 
     /// The api-version to send
@@ -517,11 +636,12 @@ pub struct ConnectionArgs {
     pub scope: String,
 
     #[command(flatten)]
+    #[serde(flatten)]
     pub auth: AuthArgs,
 }
 
 /// How requests are paced, retried and secured, whatever the service.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
 pub struct TransportArgs {
     /// An extra trust root (PEM) for HTTPS, for private CAs; TLS is always
     /// verified; repeat for more
@@ -551,7 +671,8 @@ pub struct TransportArgs {
 }
 
 /// How a token is obtained.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
     /// Pick from what is given: a token, a secret, a certificate, a managed
     /// identity, else none (always none with --emulator)
@@ -572,7 +693,7 @@ pub enum AuthMode {
 /// (`AZURE_CLIENT_SECRET`, `ACG_TOKEN`, `AZURE_CLIENT_CERTIFICATE_PASSWORD`)
 /// or from files, never from a flag's value, so they stay out of shell
 /// history and process lists.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
 pub struct AuthArgs {
     /// How to authenticate
     #[arg(long, value_enum, value_name = "METHOD", default_value_t = AuthMode::Auto, help_heading = "Authentication")]
@@ -665,7 +786,11 @@ pub struct AcsConnectionArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_max_delete, parse_rate, positive_duration, MaxDelete, RateLimit};
+    use super::{
+        parse_max_delete, parse_rate, positive_duration, resolve, settings_of, MaxDelete, RateLimit,
+        Settings,
+    };
+    use clap::{CommandFactory, FromArgMatches};
     use std::time::Duration;
 
     #[test]
@@ -691,6 +816,77 @@ mod tests {
         assert_eq!(positive_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(positive_duration("0s").unwrap_err().contains("above zero"));
         assert!(positive_duration("soon").is_err());
+    }
+
+    fn resume(args: &[&str]) -> (super::super::resume::Args, clap::ArgMatches) {
+        let all = [&["acgbulk", "resume", "x.checkpoint"], args].concat();
+        let matches = super::super::Cli::command()
+            .try_get_matches_from(all)
+            .unwrap();
+        let given = matches.subcommand().unwrap().1.clone();
+        (
+            super::super::resume::Args::from_arg_matches(&given).unwrap(),
+            given,
+        )
+    }
+
+    #[test]
+    fn a_given_flag_wins_then_the_kept_value_then_the_default() {
+        let (run, given) = resume(&[]);
+        let mut kept = settings_of(&run.connection);
+        kept.insert("rate_limit".into(), 600.into());
+        kept.insert("max_attempts".into(), 9.into());
+        kept.insert("tenant_id".into(), "tenant-1".into());
+        kept.insert("concurrency".into(), 5.into());
+        kept.insert("endpoint".into(), "http://127.0.0.1:1/".into());
+        let connection = resolve(&run.connection, &kept, &given);
+        assert_eq!(connection.transport.rate_limit, RateLimit(Some(600)));
+        assert_eq!(connection.transport.max_attempts, 9);
+        assert_eq!(connection.auth.tenant_id.as_deref(), Some("tenant-1"));
+        assert_eq!(resolve(&run.concurrency, &kept, &given).concurrency, 5);
+        // Not kept: the default.
+        assert_eq!(connection.api_version, acgbulk::model::API_VERSION);
+
+        let (run, given) = resume(&["--rate-limit", "off", "--concurrency", "2", "--emulator"]);
+        let connection = resolve(&run.connection, &kept, &given);
+        assert_eq!(connection.transport.rate_limit, RateLimit(None));
+        assert_eq!(connection.transport.max_attempts, 9);
+        assert_eq!(resolve(&run.concurrency, &kept, &given).concurrency, 2);
+        assert!(connection.emulator && connection.endpoint.is_none());
+
+        // A kept value this version cannot read is left out.
+        let odd: Settings = [("max_attempts".to_owned(), "many".into())]
+            .into_iter()
+            .collect();
+        let (run, given) = resume(&[]);
+        assert_eq!(
+            resolve(&run.connection, &odd, &given)
+                .transport
+                .max_attempts,
+            6
+        );
+    }
+
+    #[test]
+    fn kept_settings_are_the_flags_names_and_hold_no_secret() {
+        let (run, _) = resume(&[]);
+        let kept = settings_of(&run.connection);
+        for key in [
+            "endpoint",
+            "rate_limit",
+            "timeout",
+            "auth",
+            "tenant_id",
+            "client_id",
+        ] {
+            assert!(kept.contains_key(key), "{key}: {kept:?}");
+        }
+        for key in kept.keys() {
+            assert!(
+                !key.contains("secret") || key.ends_with("_file"),
+                "{key} would be a secret"
+            );
+        }
     }
 
     #[test]

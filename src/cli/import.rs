@@ -9,13 +9,15 @@
 use super::connect::Connected;
 use super::flags::{
     beside, ConnectionArgs, JsonArgs, MaxDelete, MaxDeleteArgs, NumberSheetArgs, RuleArgs,
-    SendArgs, StrictArgs, SyncArgs,
+    RunSettings, SendArgs, StrictArgs, SyncArgs,
 };
 use super::guard::DeleteLimit;
+use super::resume::{continue_run, Continuing};
 use super::{ui, Status};
 use acgbulk::engine::checkpoint::{Action, Checkpoint, Entry};
 use acgbulk::engine::{self, EngineError, Prepared, RunOptions, RunSummary};
 use acgbulk::journal::RunLock;
+use acgbulk::runner::checkpoint::{self as runner_checkpoint, Begin};
 use acgbulk::sheet::SheetOptions;
 use acgbulk::validate::RuleOptions;
 use anyhow::Context;
@@ -90,13 +92,16 @@ pub struct Job {
     restart: bool,
     write_clean: Option<PathBuf>,
     json: bool,
-    connection: ConnectionArgs,
+    /// The settings the checkpoint keeps.
+    settings: RunSettings,
+    /// How each flag was given (a flag given wins over a kept setting).
+    matches: clap::ArgMatches,
     /// A delete's `--max-delete`.
     max_delete: Option<MaxDelete>,
 }
 
 impl Args {
-    pub fn job(self) -> Job {
+    pub fn job(self, matches: clap::ArgMatches) -> Job {
         let rules = self.rules.rule_options(&self.sheet);
         let sheet = self.sheet.read.sheet_options();
         let options = Job::options(Action::Import, &self.input, &self.send, sheet, rules);
@@ -111,13 +116,14 @@ impl Args {
             self.input,
             self.send,
             self.summary,
-            self.connection,
+            (self.connection, Some(self.sync)),
+            matches,
         )
     }
 }
 
 impl DeleteArgs {
-    pub fn job(self) -> Job {
+    pub fn job(self, matches: clap::ArgMatches) -> Job {
         let rules = RuleOptions {
             numbers_only: true,
             ..self.rules.rule_options(&self.sheet)
@@ -131,7 +137,8 @@ impl DeleteArgs {
                 self.input,
                 self.send,
                 self.summary,
-                self.connection,
+                (self.connection, None),
+                matches,
             )
         }
     }
@@ -174,6 +181,7 @@ impl Job {
             sync_poll: Duration::ZERO,
             grace: send.stop.stop_grace,
             retry_failed: false,
+            keep_checkpoint: send.run.keep.keep_checkpoint,
         }
     }
 
@@ -182,7 +190,8 @@ impl Job {
         source: PathBuf,
         send: SendArgs,
         summary: JsonArgs,
-        connection: ConnectionArgs,
+        (connection, sync): (ConnectionArgs, Option<SyncArgs>),
+        matches: clap::ArgMatches,
     ) -> Job {
         Job {
             options,
@@ -192,16 +201,22 @@ impl Job {
             restart: send.run.restart.restart,
             write_clean: send.clean.write_clean,
             json: summary.json,
-            connection,
+            settings: RunSettings {
+                connection,
+                concurrency: send.run.concurrency,
+                stop: send.stop,
+                sync,
+                keep: send.run.keep,
+            },
+            matches,
             max_delete: None,
         }
     }
 }
 
 pub fn run(job: Job) -> anyhow::Result<Status> {
-    let checkpoint = job.options.checkpoint.clone();
-    if !job.dry_run {
-        engine::refuse_unfinished(&checkpoint, job.restart)?;
+    if job.stream && !job.dry_run && !job.restart {
+        refuse_unfinished_stream(&job.options.checkpoint)?;
     }
     // Held until the run ends: another run writing the same results would
     // send every batch a second time.
@@ -218,7 +233,8 @@ pub fn run(job: Job) -> anyhow::Result<Status> {
 async fn execute(job: Job) -> anyhow::Result<Status> {
     let options = &job.options;
     let bar = ui::bar(None, "rows validated");
-    let endpoint_hint = match (&job.connection.endpoint, job.connection.emulator) {
+    let connection = &job.settings.connection;
+    let endpoint_hint = match (&connection.endpoint, connection.emulator) {
         (_, true) => "(in-process emulator)".to_owned(),
         (Some(url), _) => url.as_str().trim_end_matches('/').to_owned(),
         (None, false) => String::new(),
@@ -238,7 +254,7 @@ async fn execute(job: Job) -> anyhow::Result<Status> {
         .context("validation stopped")?
     };
     bar.finish_and_clear();
-    let prepared = match prepared {
+    let mut prepared = match prepared {
         Ok(prepared) => prepared,
         Err(e) if e.unwritable().is_some() => return Ok(nothing_sent(e.into())),
         Err(e) => return Err(e.into()),
@@ -265,7 +281,7 @@ async fn execute(job: Job) -> anyhow::Result<Status> {
         }
         return Ok(Status::RowsFailed);
     }
-    let rate = job.connection.transport.rate_limit.0;
+    let rate = connection.transport.rate_limit.0;
     if job.dry_run {
         let plan = Plan::of(&prepared, rate);
         print_plan(&plan, options);
@@ -284,14 +300,51 @@ async fn execute(job: Job) -> anyhow::Result<Status> {
         }
         return Ok(Status::Done);
     }
-    let connected = job.connection.connect(None).await?;
-    if let Some(max) = job.max_delete {
-        if !within_delete_limit(max, &prepared, options, &connected, rate).await? {
-            connected.close().await?;
-            return Ok(Status::Fatal);
+    match runner_checkpoint::begin::<Entry>(&options.checkpoint, &prepared.header, job.restart)? {
+        Begin::Fresh => {
+            let connected = connection.connect(None).await?;
+            // The limit is checked when a run begins; the same command
+            // again continues the run it allowed.
+            if let Some(max) = job.max_delete {
+                if !within_delete_limit(max, &prepared, options, &connected, rate).await? {
+                    connected.close().await?;
+                    return Ok(Status::Fatal);
+                }
+            }
+            prepared.header.settings = job.settings.settings();
+            begin_sending(prepared, options, connected, job.json).await
+        }
+        // The same command again: go on as `acgbulk resume` does.
+        Begin::Continue(checkpoint, (header, entries)) => {
+            let prepared = engine::continue_prepared(prepared, &header)?;
+            let run = Continuing {
+                checkpoint,
+                header,
+                entries,
+                prepared,
+                retry_failed: false,
+                json: job.json,
+            };
+            continue_run(run, &job.settings, &job.matches).await
         }
     }
-    begin_sending(prepared, options, connected, job.json).await
+}
+
+/// Input read once (standard input, a pipe) cannot be compared with an
+/// unfinished run's before it is copied over that run's copy: such a run
+/// is finished with `acgbulk resume`, or begun again with --restart.
+fn refuse_unfinished_stream(checkpoint: &Path) -> anyhow::Result<()> {
+    let Ok((_, lines)) = Checkpoint::peek(checkpoint) else {
+        return Ok(());
+    };
+    if runner_checkpoint::finished(&lines) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} holds an unfinished run of input read from a stream; finish it with `acgbulk resume {}`, or give --restart to start over",
+        checkpoint.display(),
+        checkpoint.display()
+    )
 }
 
 /// `delete --max-delete`: a plan over the limit is shown as `--dry-run`
@@ -396,7 +449,13 @@ pub async fn send(
     bar.set_invalid(prepared.validation.invalid);
     let progress: engine::Progress = {
         let bar = bar.clone();
+        let first = std::sync::atomic::AtomicBool::new(true);
         Arc::new(move |answered: engine::Answered| {
+            // The first call says what the checkpoint already answered: the
+            // pace (and the ETA) count only what this run does.
+            if first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                bar.start_at(answered.done);
+            }
             bar.set_length(answered.total);
             bar.set_counts(answered.ok, answered.failed);
             bar.set_position(answered.done);
@@ -434,7 +493,7 @@ pub async fn finish(
         Err(e) if e.unwritable().is_some() => {
             ui::print_error(&e.into());
             eprintln!("stopped early; make room, then resume with: {resume}");
-            eprintln!("  (give the same credentials again; they are not kept in the checkpoint)");
+            eprintln!("  (with the same credentials in the environment; they are not kept in the checkpoint)");
             return Ok(Status::Stopped);
         }
         Err(e) => return Err(e.into()),
@@ -456,7 +515,9 @@ pub async fn finish(
                 ""
             }
         );
-        eprintln!("  (give the same credentials again; they are not kept in the checkpoint)");
+        eprintln!(
+            "  (with the same credentials in the environment; they are not kept in the checkpoint)"
+        );
         Status::stopped(summary.stop_reason.as_ref())
     } else if summary.failed + summary.invalid + summary.skipped > 0 {
         Status::RowsFailed
@@ -496,7 +557,11 @@ pub fn print_summary(summary: &RunSummary, endpoint: &str) {
         );
     }
     eprintln!("  results:    {}", summary.results.display());
-    eprintln!("  checkpoint: {}", summary.checkpoint.display());
+    if summary.checkpoint_removed {
+        eprintln!("  checkpoint: removed (the run finished; --keep-checkpoint keeps it)");
+    } else {
+        eprintln!("  checkpoint: {}", summary.checkpoint.display());
+    }
 }
 
 /// What a dry run would do.

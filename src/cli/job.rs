@@ -1,7 +1,7 @@
 //! Running a row-by-row job (accounts, RFIs) from the command line: where
 //! it writes, signals, and its summary and exit status.
 
-use super::flags::RunArgs;
+use super::flags::{settings_of, ConnectionArgs, RunArgs};
 use super::{ui, Status};
 use acgbulk::rowjob::{self, JobOptions, JobSummary, Layout, Operation, Refused};
 use std::path::Path;
@@ -16,7 +16,11 @@ impl RunArgs {
         input: &Path,
         settings: String,
         layout: Layout,
+        connection: &ConnectionArgs,
     ) -> JobOptions {
+        let mut kept = settings_of(connection);
+        kept.extend(settings_of(&self.concurrency));
+        kept.extend(settings_of(&self.keep));
         let input = std::path::absolute(input).unwrap_or(input.to_owned());
         let results = self.results_of(&input);
         let results = std::path::absolute(&results).unwrap_or(results);
@@ -29,6 +33,8 @@ impl RunArgs {
             restart: self.restart.restart,
             concurrency: self.concurrency.concurrency,
             settings,
+            kept,
+            keep_checkpoint: self.keep.keep_checkpoint,
             layout,
         }
     }
@@ -45,8 +51,19 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
     let (stop, signals) = super::stop_on_signal(None);
     let bar = ui::bar(Some(operations.len() as u64), "rows");
     bar.set_invalid(refused.len() as u64);
+    let answers = Arc::new(Answers::default());
+    let continuing = |done: u64, total: u64| {
+        eprintln!(
+            "continuing the unfinished run in {}: {} of {} rows done",
+            options.checkpoint.display(),
+            ui::thousands(done),
+            ui::thousands(total)
+        );
+        answers.before.store(done, Ordering::Relaxed);
+        bar.start_at(done);
+    };
     let execute = {
-        let (bar, answers) = (bar.clone(), Arc::new(Answers::default()));
+        let (bar, answers) = (bar.clone(), answers.clone());
         move |operation, attempt| {
             let (running, bar, answers) =
                 (execute(operation, attempt), bar.clone(), answers.clone());
@@ -59,7 +76,15 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
             }) as rowjob::Answer
         }
     };
-    let summary = rowjob::run(options, operations, refused, &stop, Arc::new(execute)).await;
+    let summary = rowjob::run(
+        options,
+        operations,
+        refused,
+        &stop,
+        Arc::new(execute),
+        &continuing,
+    )
+    .await;
     bar.finish_and_clear();
     signals.abort();
     let summary = match summary {
@@ -80,6 +105,8 @@ pub async fn run<T: Clone + Send + Sync + 'static>(
 /// among them).
 #[derive(Default)]
 struct Answers {
+    /// Rows a continued job's earlier runs answered.
+    before: AtomicU64,
     ok: AtomicU64,
     failed: AtomicU64,
 }
@@ -95,7 +122,7 @@ impl Answers {
         let other = other.load(Ordering::Relaxed);
         let (ok, failed) = if ok { (mine, other) } else { (other, mine) };
         bar.set_counts(ok, failed);
-        bar.set_position(ok + failed);
+        bar.set_position(self.before.load(Ordering::Relaxed) + ok + failed);
     }
 }
 
@@ -112,7 +139,11 @@ fn print(summary: &JobSummary) {
         t(summary.skipped)
     );
     eprintln!("  results:    {}", summary.results.display());
-    eprintln!("  checkpoint: {}", summary.checkpoint.display());
+    if summary.checkpoint_removed {
+        eprintln!("  checkpoint: removed (the job finished; --keep-checkpoint keeps it)");
+    } else {
+        eprintln!("  checkpoint: {}", summary.checkpoint.display());
+    }
     if summary.stopped {
         eprintln!(
             "stopped early ({}); {}run the same command again to continue",

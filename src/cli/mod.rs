@@ -114,15 +114,21 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    // The matches say which flags were given rather than defaulted: a
+    // given flag wins over a setting kept in a checkpoint.
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let given = matches
+        .subcommand()
+        .map(|(_, given)| given.clone())
+        .unwrap_or_default();
     ui::init_logging(cli.verbose);
     ui::init_output(output_settings(&matches));
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
-        Command::Import(args) => import::run(args.job()),
-        Command::Delete(args) => import::run(args.job()),
-        Command::Resume(args) => resume::run(*args),
+        Command::Import(args) => import::run(args.job(given)),
+        Command::Delete(args) => import::run(args.job(given)),
+        Command::Resume(args) => resume::run(*args, &given),
         Command::Export(args) => export::run(*args),
         Command::Reconcile(args) => reconcile::run(*args),
         Command::Accounts(command) => accounts::run(*command),

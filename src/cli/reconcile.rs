@@ -128,6 +128,7 @@ impl Args {
             sync_poll: self.sync.sync_poll,
             grace: self.stop.stop_grace,
             retry_failed: false,
+            keep_checkpoint: false,
         }
     }
 }

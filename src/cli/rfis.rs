@@ -57,9 +57,13 @@ pub fn run(command: Command) -> anyhow::Result<Status> {
             key_column: "tenantId",
             extra_columns: &[],
         };
-        let options = args
-            .run
-            .options("rfis-update", &args.input, String::new(), layout);
+        let options = args.run.options(
+            "rfis-update",
+            &args.input,
+            String::new(),
+            layout,
+            &args.connection,
+        );
         let client = connected.client.clone();
         let status = job::run(
             args.summary.json,

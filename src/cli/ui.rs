@@ -169,6 +169,17 @@ impl Bar {
         self.update(|state| state.done = done);
     }
 
+    /// Where a continued run begins: `done` items were answered by the runs
+    /// before it, so the pace and the ETA count only what this run does.
+    pub fn start_at(&self, done: u64) {
+        {
+            let mut state = self.shared.state.lock().expect("not poisoned");
+            state.done = done;
+            state.samples.clear();
+        }
+        self.update(|_| {});
+    }
+
     pub fn inc(&self, by: u64) {
         self.update(|state| state.done += by);
     }

@@ -4,7 +4,7 @@
 
 pub use crate::journal::JournalError;
 use crate::model::ProvisioningStatus;
-use crate::runner::checkpoint::{self, Mismatch};
+use crate::runner::checkpoint::{self, Mismatch, Settings};
 use crate::sheet::SheetOptions;
 use crate::validate::RuleOptions;
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,29 @@ pub struct Header {
     /// resume leaves them out again, so its plan is the same).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_accounts: Vec<MissingAccount>,
+    /// The run's non-secret settings (connection, pace, retries,
+    /// concurrency, sync): a resume uses them unless given again.
+    /// Checkpoints written before them have none.
+    #[serde(default, skip_serializing_if = "Settings::is_empty")]
+    pub settings: Settings,
+}
+
+impl Header {
+    /// The settings a resume takes: the kept ones, and for a checkpoint
+    /// written before settings were kept, those its header already held.
+    pub fn kept_settings(&self) -> Settings {
+        let mut kept = Settings::new();
+        kept.insert("endpoint".into(), self.endpoint.clone().into());
+        kept.insert("api_version".into(), self.api_version.clone().into());
+        kept.insert("wait_sync".into(), self.wait_sync.into());
+        kept.insert(
+            "sync_timeout".into(),
+            serde_json::to_value(std::time::Duration::from_secs(self.sync_timeout_secs))
+                .expect("a duration is JSON"),
+        );
+        kept.extend(self.settings.clone());
+        kept
+    }
 }
 
 /// An account the gateway does not have, and what to tell the user.
@@ -92,6 +115,9 @@ impl MissingAccount {
 }
 
 impl checkpoint::Header for Header {
+    /// What decides the plan; the plan itself is compared once the
+    /// accounts the run left out are left out again
+    /// ([`super::continue_prepared`]).
     fn differs_from(&self, this_run: &Self) -> Option<Mismatch> {
         Mismatch::setting("action", &self.action, &this_run.action)
             .or_else(|| Mismatch::setting("input", &self.input, &this_run.input))
@@ -102,9 +128,12 @@ impl checkpoint::Header for Header {
                     now: this_run.fingerprint.clone(),
                 })
             })
+            .or_else(|| Mismatch::setting("--batch-size", &self.batch_size, &this_run.batch_size))
             .or_else(|| {
-                Mismatch::setting("plan", &self.plan_fingerprint, &this_run.plan_fingerprint)
+                Mismatch::setting("--skip-invalid", &self.skip_invalid, &this_run.skip_invalid)
             })
+            .or_else(|| Mismatch::setting("sheet options", &self.sheet, &this_run.sheet))
+            .or_else(|| Mismatch::setting("validation options", &self.rules, &this_run.rules))
     }
 }
 
@@ -247,6 +276,7 @@ mod tests {
             batches: 1,
             numbers: 1,
             missing_accounts: Vec::new(),
+            settings: Settings::new(),
             created: "now".into(),
         }
     }

@@ -55,6 +55,10 @@ pub struct RunOptions {
     /// On resume: send again the parts that failed for want of an answer
     /// (5xx or no answer), with their original repeatability ids.
     pub retry_failed: bool,
+    /// Keep the checkpoint of a finished run. Without it the checkpoint is
+    /// removed, unless a part failed without a usable answer (5xx or none):
+    /// `resume --retry-failed` needs it to send those again.
+    pub keep_checkpoint: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,14 +176,6 @@ fn nearest_account(name: &str, existing: &[String]) -> Option<String> {
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .filter(|(score, _)| *score >= 0.85)
         .map(|(_, a)| a.clone())
-}
-
-/// Before an import or delete begins: an unfinished run's checkpoint at
-/// `checkpoint` is finished with `acgbulk resume`, not run again, unless
-/// `restart`.
-pub fn refuse_unfinished(checkpoint: &Path, restart: bool) -> Result<(), runner::CheckpointError> {
-    runner::checkpoint::begin::<Entry>(checkpoint, None, restart, runner::Unfinished::Refuse)
-        .map(drop)
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -301,6 +297,7 @@ fn prepare_from(
         numbers: plan.numbers(),
         created: now_rfc3339(),
         missing_accounts: Vec::new(),
+        settings: runner::Settings::new(),
     };
     Ok(Prepared {
         header,
@@ -335,7 +332,13 @@ pub fn prepare_resume(
             now: describe_fingerprint(&now),
         }));
     }
-    let mut prepared = prepare(options, &header.endpoint, progress)?;
+    continue_prepared(prepare(options, &header.endpoint, progress)?, header)
+}
+
+/// A run prepared afresh, made the continuation of the checkpoint's run
+/// with `header`: the accounts that run left out are left out again, and
+/// the plan must then be the same.
+pub fn continue_prepared(mut prepared: Prepared, header: &Header) -> Result<Prepared, EngineError> {
     prepared.leave_out_accounts(header.missing_accounts.clone());
     if prepared.plan.fingerprint != header.plan_fingerprint {
         return Err(EngineError::PlanChanged {
@@ -353,14 +356,10 @@ fn describe_fingerprint(fingerprint: &str) -> String {
     }
 }
 
-/// The options a checkpoint's header implies, with the run-time ones given.
-pub fn options_from_header(
-    header: &Header,
-    checkpoint: &Path,
-    concurrency: usize,
-    retry_failed: bool,
-    grace: Duration,
-) -> RunOptions {
+/// The options a checkpoint's header implies; the run-time ones
+/// (concurrency, grace, sync polling, retry, keep) are the defaults, for
+/// the caller to set from its flags and the kept settings.
+pub fn options_from_header(header: &Header, checkpoint: &Path) -> RunOptions {
     RunOptions {
         action: header.action,
         input: header.input.clone(),
@@ -371,12 +370,13 @@ pub fn options_from_header(
         results: header.results.clone(),
         checkpoint: checkpoint.to_owned(),
         report: header.report.clone(),
-        concurrency,
+        concurrency: 1,
         wait_sync: header.wait_sync,
         sync_timeout: Duration::from_secs(header.sync_timeout_secs),
         sync_poll: Duration::from_secs(2),
-        grace,
-        retry_failed,
+        grace: Duration::from_secs(10),
+        retry_failed: false,
+        keep_checkpoint: false,
     }
 }
 
@@ -498,6 +498,8 @@ pub struct RunSummary {
     /// Numbers still pending backend sync when the run ended.
     pub sync_pending: u64,
     pub stopped: bool,
+    /// The run finished and its checkpoint was removed.
+    pub checkpoint_removed: bool,
     /// Why the run stopped early, when it did for a reason of its own.
     pub stop_reason: Option<StopReason>,
     /// The file that could not be written, when that stopped the run.
@@ -1041,6 +1043,11 @@ pub async fn execute(
         ctx.checkpoint
             .append(&Entry::Finished { at: now_rfc3339() })
             .await?;
+        let retryable = outcomes.iter().flatten().flatten().any(PartDone::unknown);
+        if !options.keep_checkpoint && !retryable {
+            runner::checkpoint::remove(ctx.checkpoint.path())?;
+            summary.checkpoint_removed = true;
+        }
     }
     let counters = client.counters();
     summary.requests = counters.requests.load(Ordering::Relaxed);

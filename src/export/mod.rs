@@ -15,7 +15,7 @@ use crate::client::{path, paths, ClientError, ListOptions, ProvisioningClient, S
 use crate::csvconf;
 use crate::journal::JournalError;
 use crate::model::{Account, CivicAddress, Number, RequestForInformation};
-use crate::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch, Unfinished};
+use crate::runner::checkpoint::{self, Begin, Checkpoint, CheckpointError, Mismatch, Settings};
 use crate::runner::{self, Limits, Panicked, Step, Stop, StopReason, UnitError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,10 @@ pub struct ExportOptions {
     pub checkpoint: PathBuf,
     /// Start over even if an unfinished export's checkpoint is there.
     pub restart: bool,
+    /// Keep the checkpoint of a finished export (else it is removed).
+    pub keep_checkpoint: bool,
+    /// The run's non-secret settings, kept in the checkpoint.
+    pub settings: Settings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +106,9 @@ pub struct ExportHeader {
     page_size: usize,
     endpoint: String,
     created: String,
+    /// The run's non-secret settings (none in checkpoints before them).
+    #[serde(default, skip_serializing_if = "Settings::is_empty")]
+    settings: Settings,
 }
 
 impl checkpoint::Header for ExportHeader {
@@ -165,6 +172,10 @@ pub struct ExportSummary {
     pub elapsed_seconds: f64,
     /// It went on from an earlier, stopped export.
     pub resumed: bool,
+    /// Rows the earlier, stopped export had written (when `resumed`).
+    pub rows_before: u64,
+    /// The export finished and its checkpoint was removed.
+    pub checkpoint_removed: bool,
     pub stopped: bool,
     /// Why the export stopped early, when it did.
     pub stop_reason: Option<StopReason>,
@@ -470,14 +481,9 @@ async fn start(
         page_size: options.page_size,
         endpoint: endpoint.to_owned(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        settings: options.settings.clone(),
     };
-    let policy = Unfinished::ContinueOrRefuse;
-    let fresh = match checkpoint::begin(
-        &options.checkpoint,
-        Some(&this_run),
-        options.restart,
-        policy,
-    ) {
+    let fresh = match checkpoint::begin(&options.checkpoint, &this_run, options.restart) {
         Ok(Begin::Continue(checkpoint, (header, entries))) => {
             return continued(options, data_path, checkpoint, header, entries)
         }
@@ -492,7 +498,7 @@ async fn start(
                 mismatch,
             })
         }
-        Err(e @ CheckpointError::Unfinished { .. }) => {
+        Err(e @ CheckpointError::Unreadable { .. }) => {
             return Err(ExportError::Fatal(e.to_string()))
         }
     };
@@ -615,6 +621,7 @@ pub async fn export(
     let start = start(&client, options, endpoint, &data_path, stop).await?;
     let requests_before = client.counters().requests.load(Ordering::Relaxed);
     let mut rows = start.unit.rows;
+    let rows_before = rows;
     let mut pages = 0u64;
     let mut total: Option<u64> = None;
     progress(rows, total);
@@ -663,6 +670,11 @@ pub async fn export(
         }
         checkpoint.append(&Entry::Finished { rows }).await?;
     }
+    checkpoint.close();
+    let checkpoint_removed = complete && !options.keep_checkpoint;
+    if checkpoint_removed {
+        checkpoint::remove(&options.checkpoint)?;
+    }
     Ok(ExportSummary {
         kind: options.collection.name().to_owned(),
         out: options.out.clone(),
@@ -671,6 +683,8 @@ pub async fn export(
         requests: client.counters().requests.load(Ordering::Relaxed) - requests_before,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         resumed: start.resumed,
+        rows_before,
+        checkpoint_removed,
         stopped: !complete,
         stop_reason: ran.stopped.filter(|_| !complete),
     })

@@ -1,7 +1,8 @@
 //! A job's checkpoint: a durable [`Journal`] whose first line says what
 //! the run is (its header) and whose other lines say what was sent and
 //! answered. The runner creates it, or opens it and checks its header
-//! against this run, and decides what an unfinished one means.
+//! against this run: an unfinished run of the same input and options is
+//! continued, whatever the job ([`begin`]).
 
 use crate::journal::{Journal, JournalError};
 use serde::de::DeserializeOwned;
@@ -64,9 +65,13 @@ impl Mismatch {
 pub enum CheckpointError {
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("{} holds an unfinished run; finish it with `acgbulk resume {}`, or give --restart to start over", checkpoint.display(), checkpoint.display())]
-    Unfinished { checkpoint: PathBuf },
-    #[error("{} belongs to another run ({mismatch}); give --restart to start this one over", checkpoint.display())]
+    #[error("{} holds an unfinished run that cannot be read ({source}); give --restart to start over", checkpoint.display())]
+    Unreadable {
+        checkpoint: PathBuf,
+        #[source]
+        source: JournalError,
+    },
+    #[error("{} holds an unfinished run of other input or options ({mismatch}); run the same command as that run to continue it, or give --restart to start this one over", checkpoint.display())]
     Mismatch {
         checkpoint: PathBuf,
         mismatch: Mismatch,
@@ -151,20 +156,12 @@ pub fn finished<L: Line>(lines: &[L]) -> bool {
     lines.iter().any(Line::is_finished)
 }
 
-/// What a command does with an unfinished checkpoint of the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unfinished {
-    /// Refuse to start unless restarting: the unfinished run is finished
-    /// with `acgbulk resume` (import, delete). A checkpoint that was never
-    /// written is no run.
-    Refuse,
-    /// Continue it when its header matches this run's; refuse one that
-    /// does not (export). A checkpoint that cannot be read is started over.
-    ContinueOrRefuse,
-    /// Continue it when its header matches this run's; otherwise start over
-    /// (accounts, RFIs).
-    ContinueOrStartOver,
-}
+/// The run's non-secret settings, keyed by their flags' names in snake_case
+/// (`endpoint`, `rate_limit`, `concurrency`, ...), as the command line
+/// gave them or defaulted them: what a resume or a continuing run uses
+/// unless the flag (or its environment variable) is given again. Never a
+/// secret: a secret is never a flag's value.
+pub type Settings = serde_json::Map<String, serde_json::Value>;
 
 /// Where a run begins.
 pub enum Begin<L: Line> {
@@ -174,14 +171,16 @@ pub enum Begin<L: Line> {
     Continue(Checkpoint<L>, Replay<L>),
 }
 
-/// Applies `policy` to the checkpoint at `path` for a run whose header is
-/// `this_run` (`None` when the header is not known yet, which only
-/// [`Unfinished::Refuse`] allows). `restart` always begins afresh.
+/// The one rule for every job, applied to the checkpoint at `path` for a
+/// run whose header is `this_run`: an unfinished run of the same input and
+/// options is continued; one that differs is refused, saying what differs;
+/// `restart`, no checkpoint, an empty one (its run stopped before its first
+/// write) or a finished one begins afresh. A checkpoint that cannot be read
+/// is refused rather than overwritten.
 pub fn begin<L>(
     path: &Path,
-    this_run: Option<&L::Header>,
+    this_run: &L::Header,
     restart: bool,
-    policy: Unfinished,
 ) -> Result<Begin<L>, CheckpointError>
 where
     L: Line,
@@ -192,26 +191,78 @@ where
     }
     let (header, lines) = match Checkpoint::<L>::peek(path) {
         Ok(replay) => replay,
-        // A run stopped before its first write sent nothing: start over.
         Err(JournalError::Missing { .. } | JournalError::Empty { .. }) => return Ok(Begin::Fresh),
-        Err(e) if policy == Unfinished::Refuse => return Err(e.into()),
-        Err(_) => return Ok(Begin::Fresh),
+        Err(e @ (JournalError::Corrupt { .. } | JournalError::NoHeader { .. })) => {
+            return Err(CheckpointError::Unreadable {
+                checkpoint: path.to_owned(),
+                source: e,
+            })
+        }
+        Err(e) => return Err(e.into()),
     };
     if finished(&lines) {
         return Ok(Begin::Fresh);
     }
-    let checkpoint = path.to_owned();
-    let mismatch = this_run.and_then(|this_run| header.differs_from(this_run));
-    match (policy, mismatch) {
-        (Unfinished::Refuse, _) => Err(CheckpointError::Unfinished { checkpoint }),
-        (Unfinished::ContinueOrRefuse, Some(mismatch)) => Err(CheckpointError::Mismatch {
-            checkpoint,
+    if let Some(mismatch) = header.differs_from(this_run) {
+        return Err(CheckpointError::Mismatch {
+            checkpoint: path.to_owned(),
             mismatch,
+        });
+    }
+    let (opened, replay) = Checkpoint::open(path)?;
+    Ok(Begin::Continue(opened, replay))
+}
+
+/// Removes a finished run's checkpoint (after it is closed).
+pub fn remove(path: &Path) -> Result<(), JournalError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(JournalError::Write {
+            path: path.to_owned(),
+            source,
         }),
-        (Unfinished::ContinueOrStartOver, Some(_)) => Ok(Begin::Fresh),
-        (_, None) => {
-            let (opened, replay) = Checkpoint::open(path)?;
-            Ok(Begin::Continue(opened, replay))
-        }
+    }
+}
+
+/// What a file is, judged from its first line alone, before anything reads
+/// it as a checkpoint (whose reader would warn about a "torn" line).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sniffed {
+    /// An acgbulk checkpoint; its header line as JSON.
+    Checkpoint(serde_json::Value),
+    /// No file there.
+    Missing,
+    /// An empty file (a checkpoint whose run stopped before its first line).
+    Empty,
+    /// Anything else.
+    Other,
+}
+
+/// Looks at the first line of `path`.
+pub fn sniff(path: &Path) -> std::io::Result<Sniffed> {
+    Ok(
+        match crate::journal::first_record::<serde_json::Value>(path) {
+            Ok(Some(header)) if header.get("t").and_then(|t| t.as_str()) == Some("header") => {
+                Sniffed::Checkpoint(header)
+            }
+            Ok(Some(_)) => Sniffed::Other,
+            Ok(None) => Sniffed::Empty,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Sniffed::Missing,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Sniffed::Other,
+            Err(e) => return Err(e),
+        },
+    )
+}
+
+/// What job a checkpoint's header line belongs to, in words: `import`,
+/// `delete`, `accounts-import`, `numbers export`.
+pub fn kind_of(header: &serde_json::Value) -> String {
+    let word = |key: &str| header.get(key).and_then(|v| v.as_str());
+    match (word("action"), word("kind"), header.get("out")) {
+        (Some(action), _, _) => action.to_owned(),
+        (None, Some(kind), Some(_)) => format!("{kind} export"),
+        (None, Some(kind), None) => kind.to_owned(),
+        (None, None, _) => "unknown".to_owned(),
     }
 }

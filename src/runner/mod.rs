@@ -14,7 +14,7 @@
 pub mod checkpoint;
 pub mod stop;
 
-pub use checkpoint::{Begin, Checkpoint, CheckpointError, Mismatch, Unfinished};
+pub use checkpoint::{Begin, Checkpoint, CheckpointError, Mismatch, Settings};
 pub use stop::{Stop, StopReason};
 
 use std::collections::VecDeque;

@@ -10,7 +10,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 
@@ -79,6 +79,30 @@ fn decode<R: DeserializeOwned>(line: &str) -> Option<R> {
         return None;
     }
     serde_json::from_str(json).ok()
+}
+
+/// The first record of the file at `path`, without reading further (at
+/// most 1 MiB) and without a word about a torn line: `None` for an empty
+/// file, or one whose only line is a record torn by a crash (its run
+/// stopped before its first line was on disk); an `InvalidData` error for
+/// a first line that is not a record.
+pub fn first_record<R: DeserializeOwned>(path: &Path) -> io::Result<Option<R>> {
+    let file = File::open(path)?;
+    let mut line = Vec::new();
+    BufReader::new(file)
+        .take(1 << 20)
+        .read_until(b'\n', &mut line)?;
+    let not_a_record = || io::Error::new(io::ErrorKind::InvalidData, "not a checkpoint line");
+    let Some(text) = line.strip_suffix(b"\n") else {
+        let torn = line.is_empty()
+            || (line.len() > 9 && line[..8].iter().all(u8::is_ascii_hexdigit) && line[8] == b' ');
+        return if torn { Ok(None) } else { Err(not_a_record()) };
+    };
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(decode)
+        .map(Some)
+        .ok_or_else(not_a_record)
 }
 
 type Commit = (Vec<u8>, oneshot::Sender<io::Result<()>>);
