@@ -743,8 +743,12 @@ async fn send_part(
                 sync,
             },
             Err(ServiceError::Client(ClientError::Stopped)) => return Err(UnitError::Stopped),
-            Err(e) if e.stops_the_run() => {
-                return Err(UnitError::Stop(StopReason::Refused(e.to_string())))
+            // An outage or a refusal of the run leaves the part unanswered,
+            // for the resume to send again with the same id.
+            Err(e) if StopReason::of_service(&e).is_some() => {
+                return Err(UnitError::Stop(
+                    StopReason::of_service(&e).expect("a stop of the run"),
+                ))
             }
             Err(ServiceError::BadRequest(r))
                 if !renewed && r.code.as_deref() == Some("RepeatabilityFirstSentTooOld") =>
