@@ -886,6 +886,106 @@ mod tests {
         }
     }
 
+    fn transport(policy: RetryPolicy) -> Transport {
+        let auth = TokenProvider::new(
+            auth::Credential::None,
+            auth::DEFAULT_SCOPE,
+            auth::DEFAULT_AUTHORITY,
+            reqwest::Client::new(),
+        );
+        let connection = Connection::new("http://127.0.0.1:9".parse().unwrap());
+        Transport::new(connection, auth, Arc::new(Pacer::new(100)), policy).unwrap()
+    }
+
+    #[test]
+    fn the_breaker_counts_only_time_spent_failing() {
+        let liveness = Liveness::default();
+        assert_eq!(liveness.silent_for(), Duration::ZERO);
+        let began = Instant::now() - Duration::from_secs(10);
+        assert!(liveness.failed(began) >= Duration::from_secs(10));
+        // A later failure keeps the start of the run of failures.
+        assert!(liveness.failed(Instant::now()) >= Duration::from_secs(10));
+        assert!(liveness.silent_for() >= Duration::from_secs(10));
+        liveness.answered();
+        assert_eq!(liveness.silent_for(), Duration::ZERO);
+        assert!(liveness.answered_since(began));
+        // An attempt begun before the last answer counts from the answer.
+        assert!(liveness.failed(began) < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn during_an_outage_the_breaker_decides_not_the_attempts() {
+        let minute = Duration::from_secs(60);
+        let t = transport(RetryPolicy {
+            max_attempts: 2,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            outage_timeout: Some(minute),
+        });
+        let first = Instant::now();
+        // The attempts are spent, but nothing was answered since the
+        // request began failing: it goes on.
+        assert!(matches!(
+            t.next(2, first, Duration::from_secs(1), None),
+            Next::Retry(_)
+        ));
+        assert!(matches!(t.next(9, first, minute, None), Next::Outage(_)));
+        // A wait never passes the breaker's time: one last attempt then.
+        let Next::Retry(wait) = t.next(5, first, Duration::from_secs(59), None) else {
+            panic!("a retry")
+        };
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        // The service answers others: the failure is the request's own.
+        t.liveness().answered();
+        assert!(matches!(
+            t.next(2, first, Duration::ZERO, None),
+            Next::GiveUp
+        ));
+        assert!(matches!(
+            t.next(1, first, Duration::ZERO, None),
+            Next::Retry(_)
+        ));
+        // Without a breaker the attempts alone decide.
+        let t = transport(RetryPolicy {
+            outage_timeout: None,
+            ..RetryPolicy::default()
+        });
+        assert!(matches!(
+            t.next(6, Instant::now(), Duration::from_secs(3600), None),
+            Next::GiveUp
+        ));
+    }
+
+    #[test]
+    fn durations_in_a_few_characters() {
+        assert_eq!(words(Duration::from_millis(850)), "850ms");
+        assert_eq!(words(Duration::from_millis(3_400)), "3.4s");
+        assert_eq!(words(Duration::from_secs(5)), "5s");
+        assert_eq!(words(Duration::from_secs(125)), "2m 5s");
+        assert_eq!(words(Duration::from_secs(300)), "5m");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_two_words_not_a_chain() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let error = reqwest::Client::new()
+            .get(format!("http://{addr}/accounts"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(short_cause(&error), "connection refused");
+        let endpoint: url::Url = format!("http://{addr}/").parse().unwrap();
+        let text = describe_transport(&error, &endpoint);
+        assert!(
+            text.starts_with(&format!(
+                "cannot connect to http://{addr}: connection refused; "
+            )),
+            "{text}"
+        );
+    }
+
     #[test]
     fn urls_keep_the_endpoint_path_and_add_the_version() {
         let connection = Connection::new("http://127.0.0.1:9/base/".parse().unwrap());
