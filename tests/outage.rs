@@ -209,11 +209,12 @@ fn refused_credentials_and_an_address_not_allowed_stop_before_anything_is_sent()
     let state = dir.path().join("emulator.json");
     // A service that asks for tokens: a token it does not accept is 401,
     // twice (once more with a "fresh" one).
+    let client = acgbulk::emulator::auth::Client::parse_secret;
     let server = Server::start(EmulatorConfig {
-        clients: Some(vec![acgbulk::emulator::auth::Client::parse_secret(
-            "loader:a-secret:Admin",
-        )
-        .unwrap()]),
+        clients: Some(vec![
+            client("loader:a-secret:Admin").unwrap(),
+            client("writer:a-secret:Write").unwrap(),
+        ]),
         ..config(loopback(), &state)
     });
     let url = server.url();
@@ -234,6 +235,28 @@ fn refused_credentials_and_an_address_not_allowed_stop_before_anything_is_sent()
         "{:?}",
         server.stats()
     );
+    // A token without the read role: 403 for the credential.
+    let scope = acgbulk::client::auth::DEFAULT_SCOPE
+        .replace(':', "%3A")
+        .replace('/', "%2F");
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{url}/contoso-tenant/oauth2/v2.0/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id=writer&client_secret=a-secret&scope={scope}"
+        ))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = answer["access_token"].as_str().expect("a token").to_owned();
+    let run = run_within(
+        dir.path(),
+        &["import", input, "--endpoint", &url, "--auth", "token"],
+        &[("ACG_TOKEN", &token)],
+        limit,
+    );
+    assert_refused_before_sending(&run, "ProvisioningAPI role", dir.path(), Some(&server));
     drop(server);
     // This machine is not on the allowlist: 403.
     let server = Server::start(EmulatorConfig {
@@ -366,4 +389,77 @@ fn a_short_outage_is_ridden_out_with_no_failed_row() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("retrying in"), "{}", run.stderr);
     assert_exactly_once(&server, &input, &dir.path().join("load.results.csv"));
+}
+
+#[test]
+fn an_accounts_job_stops_for_an_outage_and_the_same_command_finishes_it() {
+    let dir = common::tempdir();
+    let state = dir.path().join("emulator.json");
+    let server = Server::start(config(loopback(), &state));
+    let (addr, url) = (server.addr(), server.url());
+    let mut sheet = String::from("name,correlationId\n");
+    for i in 0..80 {
+        sheet.push_str(&format!("outage{i:02},crm-{i}\n"));
+    }
+    let input = dir.path().join("accounts.csv");
+    std::fs::write(&input, sheet).unwrap();
+    let created = |server: &Server| {
+        server.emulator().with_store(|s| {
+            s.accounts
+                .keys()
+                .filter(|a| a.starts_with("outage"))
+                .count()
+        })
+    };
+    let args = [
+        "accounts",
+        "import",
+        input.to_str().unwrap(),
+        "--mode",
+        "create",
+        "--endpoint",
+        &url,
+        "--rate-limit",
+        "300/min",
+        "--concurrency",
+        "2",
+        "--retry-backoff",
+        "200ms",
+        "--max-backoff",
+        "1s",
+        "--outage-timeout",
+        "3s",
+    ];
+    let child = spawn(dir.path(), &args, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while created(&server) < 10 {
+        assert!(Instant::now() < deadline, "the job never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+    let run: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(the outage timeout)")
+            && run
+                .stderr
+                .contains("run the same command again to continue"),
+        "{}",
+        run.stderr
+    );
+
+    let server = Server::start(config(addr, &state));
+    let run = run_within(dir.path(), &args, &[], Duration::from_secs(60));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(created(&server), 80);
+    // Created once each: a create in flight at the outage was sent again
+    // with its id and answered from the repeatability cache, not refused
+    // as existing.
+    let lines = results(&dir.path().join("accounts.results.csv"));
+    assert_eq!(lines.len(), 80);
+    assert!(
+        lines.iter().all(|l| l["outcome"] == "ok"),
+        "{:?}",
+        lines.iter().find(|l| l["outcome"] != "ok")
+    );
 }

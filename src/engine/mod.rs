@@ -728,10 +728,15 @@ async fn send_part(
         let options = WriteOptions {
             repeatability: Some((id.clone(), first.clone())),
         };
-        let done = match ctx
+        let sent = ctx
             .send_batch(b as usize, (lo, hi), &body, &options, &mut watch)
-            .await
-        {
+            .await;
+        // An outage or a refusal of the whole run leaves the part
+        // unanswered, for the resume to send again with the same id.
+        if let Some(reason) = sent.as_ref().err().and_then(StopReason::of_service) {
+            return Err(UnitError::Stop(reason));
+        }
+        let done = match sent {
             Ok((status, request_id, sync)) => PartDone {
                 lo,
                 hi,
@@ -743,13 +748,6 @@ async fn send_part(
                 sync,
             },
             Err(ServiceError::Client(ClientError::Stopped)) => return Err(UnitError::Stopped),
-            // An outage or a refusal of the run leaves the part unanswered,
-            // for the resume to send again with the same id.
-            Err(e) if StopReason::of_service(&e).is_some() => {
-                return Err(UnitError::Stop(
-                    StopReason::of_service(&e).expect("a stop of the run"),
-                ))
-            }
             Err(ServiceError::BadRequest(r))
                 if !renewed && r.code.as_deref() == Some("RepeatabilityFirstSentTooOld") =>
             {
