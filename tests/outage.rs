@@ -189,6 +189,22 @@ fn a_wrong_endpoint_is_one_line_and_exit_2_before_anything_is_sent() {
         limit,
     );
     assert_refused_before_sending(&run, "TLS", dir.path(), Some(&server));
+    // An endpoint that accepts connections but never answers in time (a
+    // black hole): two attempts of 3 s.
+    let slow = Server::start(EmulatorConfig {
+        faults: acgbulk::emulator::Faults {
+            latency: Duration::from_secs(20),
+            ..Default::default()
+        },
+        ..config(loopback(), &dir.path().join("slow.json"))
+    });
+    let run = run_within(
+        dir.path(),
+        &["import", input, "--endpoint", &slow.url()],
+        &[],
+        Duration::from_secs(12),
+    );
+    assert_refused_before_sending(&run, "within 3s", dir.path(), Some(&slow));
     // Export, which only reads, fails as fast.
     let run = run_within(
         dir.path(),
