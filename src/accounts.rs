@@ -342,6 +342,9 @@ fn refused(
 fn fatal(e: ServiceError) -> OperationError {
     match e {
         ServiceError::Client(ClientError::Stopped) => OperationError::Stopped,
+        outage @ ServiceError::Client(ClientError::Outage { .. }) => {
+            OperationError::Outage(outage.to_string())
+        }
         other => OperationError::Fatal(other.to_string()),
     }
 }

@@ -130,6 +130,9 @@ pub async fn patch(
             extra: Vec::new(),
         }),
         Err(ServiceError::Client(ClientError::Stopped)) => Err(OperationError::Stopped),
+        Err(e @ ServiceError::Client(ClientError::Outage { .. })) => {
+            Err(OperationError::Outage(e.to_string()))
+        }
         Err(e) => match e.refusal() {
             // What every other row would meet too stops the job.
             Some(refusal) if !e.stops_the_run() => Ok(RowResult {

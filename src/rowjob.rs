@@ -190,6 +190,9 @@ pub enum OperationError {
     Stopped,
     /// Stops the whole job (refused credentials, role).
     Fatal(String),
+    /// Stops the whole job, resumable: the service answered nothing for
+    /// the outage timeout.
+    Outage(String),
     Journal(JournalError),
 }
 
@@ -350,6 +353,9 @@ async fn operate<T>(
         Err(OperationError::Stopped) => return Err(UnitError::Stopped),
         Err(OperationError::Fatal(message)) => {
             return Err(UnitError::Stop(StopReason::Refused(message)))
+        }
+        Err(OperationError::Outage(message)) => {
+            return Err(UnitError::Stop(StopReason::Outage(message)))
         }
         Err(OperationError::Journal(e)) => return Err(unwritable(e)),
     };

@@ -265,7 +265,7 @@ fn client_secret_over_tls_survives_expiring_tokens_and_never_leaks() {
         "no minute of retrying a TLS error"
     );
     // Without authentication at all, the API's own TLS check refuses it,
-    // at the account check before the first write: nothing is sent.
+    // at the check before the first request: one line, nothing is sent.
     let run = run_env(
         dir.path(),
         &[
@@ -284,9 +284,9 @@ fn client_secret_over_tls_survives_expiring_tokens_and_never_leaks() {
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr
-            .contains("cannot check that the sheet's accounts exist")
-            && run.stderr.contains("UnknownIssuer"),
+        run.stderr.contains("nothing was sent")
+            && run.stderr.contains("UnknownIssuer")
+            && run.stderr.trim().lines().count() == 1,
         "{}",
         run.stderr
     );

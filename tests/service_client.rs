@@ -35,6 +35,7 @@ fn client(url: &str, credential: Credential) -> ProvisioningClient {
         max_attempts: 2,
         backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        outage_timeout: None,
     };
     ProvisioningClient::new(connection, auth, Arc::new(Pacer::new(100_000)), policy).unwrap()
 }

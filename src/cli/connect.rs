@@ -34,6 +34,7 @@ impl TransportArgs {
             max_attempts: self.max_attempts.max(1),
             backoff: self.retry_backoff,
             max_backoff: self.max_backoff.max(self.retry_backoff),
+            outage_timeout: Some(self.outage_timeout).filter(|t| !t.is_zero()),
         }
     }
 }
@@ -171,6 +172,15 @@ impl ConnectionArgs {
             self.transport.pacer(),
             self.transport.policy(),
         )?;
+        // Before anything is sent: what would fail every request shows
+        // now, in one line, rather than after minutes of retries.
+        let (_keep, mut no_stop) = tokio::sync::watch::channel(false);
+        if let Err(e) = client.preflight(&mut no_stop).await {
+            if let Some(emulator) = emulator {
+                emulator.stop().await?;
+            }
+            bail!("{e}; nothing was sent");
+        }
         Ok(Connected {
             client: Arc::new(client),
             endpoint: endpoint.as_str().trim_end_matches('/').to_owned(),

@@ -653,7 +653,9 @@ pub struct TransportArgs {
     #[arg(long, value_name = "N/min", default_value = "100/min", value_parser = parse_rate, help_heading = "Pacing")]
     pub rate_limit: RateLimit,
 
-    /// Attempts for a request that meets 5xx, a time-out or a broken connection
+    /// Attempts for a request that meets 5xx, a time-out or a broken
+    /// connection while the service answers other requests (during an
+    /// outage requests retry until --outage-timeout)
     #[arg(long, value_name = "N", default_value_t = 6, help_heading = "Pacing")]
     pub max_attempts: u32,
 
@@ -668,6 +670,11 @@ pub struct TransportArgs {
     /// Time limit of one request
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Pacing")]
     pub timeout: Duration,
+
+    /// Stop the run (exit 3, resumable) when the service has answered no
+    /// request for this long; 0 for no limit
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration, help_heading = "Pacing")]
+    pub outage_timeout: Duration,
 }
 
 /// How a token is obtained.

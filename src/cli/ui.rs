@@ -22,6 +22,13 @@ pub fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
+    // rustls logs a refused certificate as an error of its own; the
+    // request's error already says it, in one line.
+    let default = if verbose < 2 {
+        format!("{default},rustls=off")
+    } else {
+        default.to_owned()
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -739,10 +739,15 @@ async fn send_part(
         let options = WriteOptions {
             repeatability: Some((id.clone(), first.clone())),
         };
-        let done = match ctx
+        let sent = ctx
             .send_batch(b as usize, (lo, hi), &body, &options, &mut watch)
-            .await
-        {
+            .await;
+        // An outage or a refusal of the whole run leaves the part
+        // unanswered, for the resume to send again with the same id.
+        if let Some(reason) = sent.as_ref().err().and_then(StopReason::of_service) {
+            return Err(UnitError::Stop(reason));
+        }
+        let done = match sent {
             Ok((status, request_id, sync)) => PartDone {
                 lo,
                 hi,
@@ -754,9 +759,6 @@ async fn send_part(
                 sync,
             },
             Err(ServiceError::Client(ClientError::Stopped)) => return Err(UnitError::Stopped),
-            Err(e) if e.stops_the_run() => {
-                return Err(UnitError::Stop(StopReason::Refused(e.to_string())))
-            }
             Err(ServiceError::BadRequest(r))
                 if !renewed && r.code.as_deref() == Some("RepeatabilityFirstSentTooOld") =>
             {

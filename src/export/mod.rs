@@ -426,6 +426,10 @@ async fn fetch_page(
             error: ServiceError::Client(ClientError::Stopped),
             ..
         }) => return Err(UnitError::Stopped),
+        Err(ExportError::Service {
+            error: error @ ServiceError::Client(ClientError::Outage { .. }),
+            ..
+        }) => return Err(UnitError::Stop(StopReason::Outage(error.to_string()))),
         other => other.map_err(UnitError::Failed)?,
     };
     let total = pages.total(written.record_count);

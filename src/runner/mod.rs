@@ -5,8 +5,12 @@
 //! them with bounded concurrency (every request still goes through the
 //! client's one pacer), lets a unit yield sub-units (a refused batch yields
 //! its halves, a page the next page), stops on a [`Stop`] (Ctrl-C/SIGTERM,
-//! or the run's own fatal answer or unwritable file), and says why in a
-//! [`StopReason`]. The job keeps its [`checkpoint`]: a unit records what it
+//! or the run's own fatal answer, outage or unwritable file), and says why
+//! in a [`StopReason`]. The circuit breaker is the client's: a request the
+//! service has not answered for the outage timeout fails with
+//! `ClientError::Outage`, which the unit returns as
+//! [`StopReason::Outage`]; the runner then launches nothing more and the
+//! units in flight wind down unanswered, for the resume. The job keeps its [`checkpoint`]: a unit records what it
 //! sends before sending and its answer after, and the job replays those
 //! lines to skip what was answered; the results are written by the job
 //! from what the units answered, at the end or on a stop.

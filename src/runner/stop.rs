@@ -27,6 +27,10 @@ pub enum StopReason {
     /// missing role, an address not on the allowlist): every other unit
     /// would meet the same answer.
     Refused(String),
+    /// The circuit breaker: the service answered nothing for the outage
+    /// timeout. Nothing in flight is taken as failed; the run goes on
+    /// once the service answers again.
+    Outage(String),
 }
 
 impl StopReason {
@@ -52,11 +56,25 @@ impl StopReason {
         }
     }
 
+    /// The stop a service error means for the whole run: an outage, or a
+    /// refusal every other unit would meet too; `None` for an error of
+    /// the unit alone.
+    pub fn of_service(error: &crate::client::ServiceError) -> Option<StopReason> {
+        use crate::client::{ClientError, ServiceError};
+        match error {
+            ServiceError::Client(ClientError::Outage { .. }) => {
+                Some(StopReason::Outage(error.to_string()))
+            }
+            _ if error.stops_the_run() => Some(StopReason::Refused(error.to_string())),
+            _ => None,
+        }
+    }
+
     /// The file that could not be written, when that stopped the run.
     pub fn file(&self) -> Option<&Path> {
         match self {
             StopReason::NoRoom { path, .. } | StopReason::WriteFailed { path, .. } => Some(path),
-            StopReason::Signal | StopReason::Refused(_) => None,
+            StopReason::Signal | StopReason::Refused(_) | StopReason::Outage(_) => None,
         }
     }
 
@@ -65,9 +83,10 @@ impl StopReason {
     pub fn exit_code(&self) -> u8 {
         match self {
             StopReason::Refused(_) => EXIT_CONFIGURATION,
-            StopReason::Signal | StopReason::NoRoom { .. } | StopReason::WriteFailed { .. } => {
-                EXIT_STOPPED
-            }
+            StopReason::Signal
+            | StopReason::NoRoom { .. }
+            | StopReason::WriteFailed { .. }
+            | StopReason::Outage(_) => EXIT_STOPPED,
         }
     }
 }
@@ -79,7 +98,7 @@ impl std::fmt::Display for StopReason {
             StopReason::NoRoom { path, detail } | StopReason::WriteFailed { path, detail } => {
                 write!(f, "cannot write {}: {detail}", path.display())
             }
-            StopReason::Refused(message) => f.write_str(message),
+            StopReason::Refused(message) | StopReason::Outage(message) => f.write_str(message),
         }
     }
 }
@@ -165,6 +184,18 @@ mod tests {
         assert_eq!(StopReason::Signal.to_string(), "stopped by a signal");
         let refused = StopReason::Refused("the service refused the credential".into());
         assert_eq!(refused.exit_code(), EXIT_CONFIGURATION);
+        let outage = crate::client::ServiceError::Client(crate::client::ClientError::Outage {
+            endpoint: "https://provapi.example".into(),
+            silent: std::time::Duration::from_secs(300),
+            cause: "connection refused".into(),
+        });
+        let outage = StopReason::of_service(&outage).expect("a stop");
+        assert!(matches!(outage, StopReason::Outage(_)));
+        assert_eq!(outage.exit_code(), EXIT_STOPPED);
+        assert_eq!(
+            outage.to_string(),
+            "no answer from https://provapi.example for 5m (the outage timeout); last: connection refused"
+        );
         assert_eq!(
             serde_json::to_value(&refused).unwrap(),
             "the service refused the credential"

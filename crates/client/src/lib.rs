@@ -24,9 +24,9 @@ use acgbulk_core::{model, sheet};
 pub use error::{Refusal, ServiceError};
 pub use pager::{Page, Pager};
 pub use provisioning::{
-    paths, ListOptions, Precondition, ProvisioningClient, Response, WriteOptions,
+    paths, ListOptions, Precondition, PreflightError, ProvisioningClient, Response, WriteOptions,
 };
 pub use transport::{
-    retry_after, ApiRequest, ApiResponse, ClientError, Connection, Counters, RequestSigner,
-    RetryPolicy, Transport,
+    retry_after, ApiRequest, ApiResponse, ClientError, Connection, Counters, Liveness,
+    RequestSigner, RetryPolicy, Transport,
 };

@@ -19,6 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// A successful answer, its body decoded on demand.
@@ -136,6 +137,28 @@ pub mod paths {
     }
 }
 
+/// Attempts of the check before a job's first request, and the time limit
+/// of each: a wrong endpoint shows in seconds, not after minutes of
+/// retries.
+pub const PREFLIGHT_ATTEMPTS: u32 = 2;
+pub const PREFLIGHT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why the check before a job's first request failed: what would make
+/// every request of the job fail.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// Nothing answered: a wrong name or port, a TLS failure, an address
+    /// the gateway drops.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Something answered, but not the Provisioning API.
+    #[error("{endpoint} does not answer as the Provisioning API (GET /accounts: {answer}); check the endpoint: https://provapi.<the gateway's domain>")]
+    NotTheApi { endpoint: String, answer: String },
+    /// The service refused (credentials, role, allowlist) or failed.
+    #[error(transparent)]
+    Service(ServiceError),
+}
+
 /// The Provisioning API's client.
 pub struct ProvisioningClient {
     transport: Transport,
@@ -189,6 +212,66 @@ impl ProvisioningClient {
         link: &str,
     ) -> Result<Pager<'_, T>, ServiceError> {
         Pager::from_link(&self.transport, link)
+    }
+
+    /// The check before a job sends anything: one cheap read (`GET
+    /// /accounts`, one item) on a short budget of its own. A wrong
+    /// endpoint, refused credentials, a missing role or an address not on
+    /// the allowlist fails here within seconds. A 429 passes: the service
+    /// is there.
+    pub async fn preflight(&self, stop: &mut watch::Receiver<bool>) -> Result<(), PreflightError> {
+        let request = ApiRequest {
+            query: ListOptions::page_size(1).query(),
+            ..ApiRequest::new(Method::GET, paths::ACCOUNTS)
+        };
+        let sent = self
+            .transport
+            .probe(
+                &request,
+                PREFLIGHT_ATTEMPTS,
+                PREFLIGHT_ATTEMPT_TIMEOUT,
+                stop,
+            )
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(ClientError::Transport { message, .. }) => {
+                return Err(PreflightError::Unreachable(message))
+            }
+            Err(other) => return Err(PreflightError::Service(other.into())),
+        };
+        let endpoint = || {
+            self.transport
+                .connection
+                .endpoint
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned()
+        };
+        match response.status {
+            StatusCode::TOO_MANY_REQUESTS => Ok(()),
+            status if status.is_success() => {
+                match serde_json::from_slice::<crate::model::Page<serde_json::Value>>(
+                    &response.body,
+                ) {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(PreflightError::NotTheApi {
+                        endpoint: endpoint(),
+                        answer: format!("{status} with a body that is not a list of accounts"),
+                    }),
+                }
+            }
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+                Err(PreflightError::NotTheApi {
+                    endpoint: endpoint(),
+                    answer: response.status.to_string(),
+                })
+            }
+            _ => match ServiceError::classify(Ok(response)) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(PreflightError::Service(e)),
+            },
+        }
     }
 
     /// `GET /accounts`.

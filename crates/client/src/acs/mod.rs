@@ -63,6 +63,7 @@ impl AcsError {
             AcsError::Client(ClientError::Stopped) => "Stopped".into(),
             AcsError::Client(ClientError::Unauthorized { .. }) => "Unauthorized".into(),
             AcsError::Client(ClientError::Transport { .. }) => "NoAnswer".into(),
+            AcsError::Client(ClientError::Outage { .. }) => "Outage".into(),
             AcsError::Client(ClientError::Auth(_) | ClientError::Config(_)) => {
                 "Authentication".into()
             }
