@@ -1,7 +1,9 @@
 //! `acgbulk reconcile`: compare a desired sheet with what is provisioned,
 //! and list or apply the difference (flags: `acgbulk reconcile --help`).
 //!
-//! Writes `DIR/diff.csv`, `DIR/to-upsert.csv` and `DIR/to-delete.csv`.
+//! Writes `DIR/diff.csv`, `DIR/to-upsert.csv` and `DIR/to-delete.csv`; or,
+//! given `-o FILE.xlsx`, one workbook with those as sheets after a Summary
+//! (and the desired sheet's report as `FILE.report.xlsx`), without --apply.
 //! Exit 0 when there is no drift, 1 when there is, 2 on input errors; with
 //! `--apply`, 0 when the drift was all put right.
 
@@ -25,7 +27,7 @@ use std::path::{Path, PathBuf};
 #[command(mut_arg("output", |a| a
     .required(true)
     .value_name("DIR")
-    .help("Directory for diff.csv, to-upsert.csv and to-delete.csv (and, with --apply, their results and checkpoints)")))]
+    .help("Directory for diff.csv, to-upsert.csv and to-delete.csv (and, with --apply, their results and checkpoints); or FILE.xlsx for one workbook of the three (not with --apply)")))]
 #[command(mut_arg("only_account", |a| a.alias("live-account").requires("live")))]
 #[command(mut_arg("wait_sync", |a| a.requires("apply")))]
 pub struct Args {
@@ -140,9 +142,22 @@ struct JsonSummary {
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let dir = args.output.required();
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let outputs = Outputs::in_dir(dir);
-    let report = dir.join("desired.report.csv");
+    let (outputs, report) = if acgbulk::xlsx::is_xlsx(dir) {
+        // One workbook for a person to read; --apply sends from CSV files.
+        if args.apply {
+            anyhow::bail!(
+                "--apply sends the files reconcile writes in a directory: give -o DIR, not a workbook ({})",
+                dir.display()
+            );
+        }
+        (
+            Outputs::workbook(dir),
+            super::flags::beside(dir, ".report.xlsx"),
+        )
+    } else {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        (Outputs::in_dir(dir), dir.join("desired.report.csv"))
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let needs_connection = args.live || args.apply;
@@ -191,9 +206,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             t(drift.moved),
             t(drift.changed)
         );
-        eprintln!("  diff:      {}", outputs.diff.display());
-        eprintln!("  to-upsert: {} ({} numbers)", outputs.to_upsert.display(), t(drift.to_upsert));
-        eprintln!("  to-delete: {} ({} numbers)", outputs.to_delete.display(), t(drift.to_delete));
+        if let Some(workbook) = &outputs.workbook {
+            eprintln!("  workbook:  {} ({} to upsert, {} to delete)", workbook.display(), t(drift.to_upsert), t(drift.to_delete));
+        } else {
+            eprintln!("  diff:      {}", outputs.diff.display());
+            eprintln!("  to-upsert: {} ({} numbers)", outputs.to_upsert.display(), t(drift.to_upsert));
+            eprintln!("  to-delete: {} ({} numbers)", outputs.to_delete.display(), t(drift.to_delete));
+        }
         let mut status = if drift.any() { Status::RowsFailed } else { Status::Done };
         let mut applied = false;
         if args.apply && drift.any() {
