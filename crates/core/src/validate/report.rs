@@ -65,8 +65,8 @@ impl ReportWriter {
                 .chain(REPORT_HEADINGS)
         };
         if xlsx::is_xlsx(path) {
-            // Created now, so an unwritable place fails before the work.
-            File::create(path)?;
+            // Written whole when the findings are all in (a workbook cannot
+            // be appended to), replacing any earlier report only then.
             let mut book = WorkbookWriter::with_summary()?;
             let headings: Vec<&str> = headings().collect();
             let table = book.add_table("Findings", &headings)?;
