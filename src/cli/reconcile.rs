@@ -141,23 +141,7 @@ struct JsonSummary {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let dir = args.output.required();
-    let (outputs, report) = if acgbulk::xlsx::is_xlsx(dir) {
-        // One workbook for a person to read; --apply sends from CSV files.
-        if args.apply {
-            anyhow::bail!(
-                "--apply sends the files reconcile writes in a directory: give -o DIR, not a workbook ({})",
-                dir.display()
-            );
-        }
-        (
-            Outputs::workbook(dir),
-            super::flags::beside(dir, ".report.xlsx"),
-        )
-    } else {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        (Outputs::in_dir(dir), dir.join("desired.report.csv"))
-    };
+    let (outputs, report) = outputs_of(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let needs_connection = args.live || args.apply;
@@ -206,13 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             t(drift.moved),
             t(drift.changed)
         );
-        if let Some(workbook) = &outputs.workbook {
-            eprintln!("  workbook:  {} ({} to upsert, {} to delete)", workbook.display(), t(drift.to_upsert), t(drift.to_delete));
-        } else {
-            eprintln!("  diff:      {}", outputs.diff.display());
-            eprintln!("  to-upsert: {} ({} numbers)", outputs.to_upsert.display(), t(drift.to_upsert));
-            eprintln!("  to-delete: {} ({} numbers)", outputs.to_delete.display(), t(drift.to_delete));
-        }
+        print_files(&outputs, &drift);
         let mut status = if drift.any() { Status::RowsFailed } else { Status::Done };
         let mut applied = false;
         if args.apply && drift.any() {
@@ -257,6 +235,51 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
         Ok(status)
     })
+}
+
+/// The files `-o` asks for: three CSV files in a directory, or one
+/// workbook; and where the desired sheet's report goes.
+fn outputs_of(args: &Args) -> anyhow::Result<(Outputs, PathBuf)> {
+    let dir = args.output.required();
+    if !acgbulk::xlsx::is_xlsx(dir) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        return Ok((Outputs::in_dir(dir), dir.join("desired.report.csv")));
+    }
+    // A workbook is for a person to read; --apply sends from CSV files.
+    if args.apply {
+        anyhow::bail!(
+            "--apply sends the files reconcile writes in a directory: give -o DIR, not a workbook ({})",
+            dir.display()
+        );
+    }
+    Ok((
+        Outputs::workbook(dir),
+        super::flags::beside(dir, ".report.xlsx"),
+    ))
+}
+
+fn print_files(outputs: &Outputs, drift: &reconcile::Drift) {
+    let t = ui::thousands;
+    if let Some(workbook) = &outputs.workbook {
+        eprintln!(
+            "  workbook:  {} ({} to upsert, {} to delete)",
+            workbook.display(),
+            t(drift.to_upsert),
+            t(drift.to_delete)
+        );
+        return;
+    }
+    eprintln!("  diff:      {}", outputs.diff.display());
+    eprintln!(
+        "  to-upsert: {} ({} numbers)",
+        outputs.to_upsert.display(),
+        t(drift.to_upsert)
+    );
+    eprintln!(
+        "  to-delete: {} ({} numbers)",
+        outputs.to_delete.display(),
+        t(drift.to_delete)
+    );
 }
 
 /// Runs one import or delete of a file reconcile wrote.
