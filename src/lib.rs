@@ -12,6 +12,7 @@ pub use acgbulk_client as client;
 pub use acgbulk_client::acs;
 pub use acgbulk_core::{
     csvconf, durable, journal, model, phone, plan, record, sample, sheet, spelling, text, validate,
+    xlsx,
 };
 pub use acgbulk_emulator as emulator;
 

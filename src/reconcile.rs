@@ -196,7 +196,11 @@ pub fn desired_side(
         progress,
         true,
     )?;
-    writer.finish().map_err(ValidateError::Report)?;
+    let validation = Some((&validated.summary, &validated.expanded));
+    let settings = crate::validate::report::settings(path, rules);
+    writer
+        .finish_with(validation, &settings)
+        .map_err(ValidateError::Report)?;
     let summary = validated.summary;
     if summary.invalid > 0 && !skip_invalid {
         return Err(ReconcileError::Invalid {
@@ -336,6 +340,9 @@ pub struct Outputs {
     pub diff: PathBuf,
     pub to_upsert: PathBuf,
     pub to_delete: PathBuf,
+    /// All three as sheets of this one workbook instead (then each path
+    /// above is the workbook's).
+    pub workbook: Option<PathBuf>,
 }
 
 impl Outputs {
@@ -344,6 +351,18 @@ impl Outputs {
             diff: dir.join("diff.csv"),
             to_upsert: dir.join("to-upsert.csv"),
             to_delete: dir.join("to-delete.csv"),
+            workbook: None,
+        }
+    }
+
+    /// One workbook at `path`: a Summary sheet of the counts, then the
+    /// sheets Differences, To upsert and To delete.
+    pub fn workbook(path: &Path) -> Outputs {
+        Outputs {
+            diff: path.to_owned(),
+            to_upsert: path.to_owned(),
+            to_delete: path.to_owned(),
+            workbook: Some(path.to_owned()),
         }
     }
 }
@@ -395,38 +414,84 @@ pub fn compare(
 
 type CsvOut = csv::Writer<std::io::BufWriter<std::fs::File>>;
 
-/// A comparison's three files, written as the differences are found, and
-/// the counts of each kind.
+/// One of a comparison's outputs: a CSV file, or a sheet of the workbook.
+enum Out {
+    Csv(Box<CsvOut>),
+    Sheet(crate::xlsx::TableId),
+}
+
+/// Writes a line to `out` (a sheet of `book`).
+fn put(
+    book: &mut Option<crate::xlsx::WorkbookWriter>,
+    out: &mut Out,
+    path: &Path,
+    cells: &[&str],
+) -> Result<(), ReconcileError> {
+    match (out, book) {
+        (Out::Csv(csv), _) => csv
+            .write_record(cells)
+            .map_err(|e| write_error(path, e.into())),
+        (Out::Sheet(table), Some(book)) => book
+            .write_text_row(*table, cells, false)
+            .map_err(|e| write_error(path, e)),
+        (Out::Sheet(_), None) => unreachable!("a sheet is of the workbook"),
+    }
+}
+
+/// A comparison's three files (or one workbook's sheets), written as the
+/// differences are found, and the counts of each kind.
 struct DriftWriter<'a> {
     interner: &'a Interner,
     outputs: &'a Outputs,
-    diff: CsvOut,
-    upsert: CsvOut,
-    delete: CsvOut,
+    book: Option<crate::xlsx::WorkbookWriter>,
+    diff: Out,
+    upsert: Out,
+    delete: Out,
     drift: Drift,
     empty: Fields,
 }
 
 impl<'a> DriftWriter<'a> {
     fn create(interner: &'a Interner, outputs: &'a Outputs) -> Result<Self, ReconcileError> {
-        let create = |path: &Path, headings: &[&str]| -> Result<CsvOut, ReconcileError> {
+        let mut book = match &outputs.workbook {
+            Some(path) => Some(
+                crate::xlsx::WorkbookWriter::with_summary().map_err(|e| write_error(path, e))?,
+            ),
+            None => None,
+        };
+        let mut create = |path: &Path, name: &str, headings: &[&str]| {
+            if let Some(book) = &mut book {
+                let table = book
+                    .add_table(name, headings)
+                    .map_err(|e| write_error(path, e))?;
+                return Ok(Out::Sheet(table));
+            }
             let mut writer = csvconf::create(path).map_err(|source| write_error(path, source))?;
             writer
                 .write_record(headings)
                 .map_err(|e| write_error(path, e.into()))?;
-            Ok(writer)
+            Ok::<_, ReconcileError>(Out::Csv(Box::new(writer)))
         };
         let sheet = sheet_headings();
         let sheet: Vec<&str> = sheet.iter().map(AsRef::as_ref).collect();
+        let diff = create(
+            &outputs.diff,
+            "Differences",
+            &["telephoneNumber", "kind", "field", "desired", "actual"],
+        )?;
+        let upsert = create(&outputs.to_upsert, "To upsert", &sheet)?;
+        let delete = create(
+            &outputs.to_delete,
+            "To delete",
+            &["telephoneNumber", "accountName"],
+        )?;
         Ok(DriftWriter {
             interner,
             outputs,
-            diff: create(
-                &outputs.diff,
-                &["telephoneNumber", "kind", "field", "desired", "actual"],
-            )?,
-            upsert: create(&outputs.to_upsert, &sheet)?,
-            delete: create(&outputs.to_delete, &["telephoneNumber", "accountName"])?,
+            book,
+            diff,
+            upsert,
+            delete,
             drift: Drift::default(),
             empty: Fields::default(),
         })
@@ -448,24 +513,33 @@ impl<'a> DriftWriter<'a> {
         desired: &str,
         actual: &str,
     ) -> Result<(), ReconcileError> {
-        self.diff
-            .write_record([e164(number).as_str(), kind.as_str(), field, desired, actual])
-            .map_err(|e| write_error(&self.outputs.diff, e.into()))
+        let number = e164(number);
+        let cells = [number.as_str(), kind.as_str(), field, desired, actual];
+        put(&mut self.book, &mut self.diff, &self.outputs.diff, &cells)
     }
 
     fn upsert(&mut self, item: &Item) -> Result<(), ReconcileError> {
         let row = sheet_row(item.number, self.account(item), self.fields(item.fields));
         self.drift.to_upsert += 1;
-        self.upsert
-            .write_record(&row)
-            .map_err(|e| write_error(&self.outputs.to_upsert, e.into()))
+        let cells: Vec<&str> = row.iter().map(AsRef::as_ref).collect();
+        put(
+            &mut self.book,
+            &mut self.upsert,
+            &self.outputs.to_upsert,
+            &cells,
+        )
     }
 
     fn delete(&mut self, item: &Item) -> Result<(), ReconcileError> {
         self.drift.to_delete += 1;
-        self.delete
-            .write_record([e164(item.number).as_str(), self.account(item)])
-            .map_err(|e| write_error(&self.outputs.to_delete, e.into()))
+        let number = e164(item.number);
+        let cells = [number.as_str(), self.account(item)];
+        put(
+            &mut self.book,
+            &mut self.delete,
+            &self.outputs.to_delete,
+            &cells,
+        )
     }
 
     /// Desired, not provisioned.
@@ -535,9 +609,36 @@ impl<'a> DriftWriter<'a> {
             (&mut self.upsert, &self.outputs.to_upsert),
             (&mut self.delete, &self.outputs.to_delete),
         ] {
-            writer.flush().map_err(|source| write_error(path, source))?;
+            if let Out::Csv(writer) = writer {
+                writer.flush().map_err(|source| write_error(path, source))?;
+            }
+        }
+        if let (Some(mut book), Some(path)) = (self.book, &self.outputs.workbook) {
+            book.set_summary(&drift_summary(&self.drift))
+                .and_then(|()| crate::durable::replace_with(path, |tmp| book.save(tmp)))
+                .map_err(|e| write_error(path, e))?;
         }
         Ok(self.drift)
+    }
+}
+
+/// A reconcile workbook's Summary: every count of `drift` (read from its
+/// JSON, so a new kind shows without a change here) and when it was written.
+fn drift_summary(drift: &Drift) -> crate::xlsx::Summary {
+    use crate::xlsx::{Block, Value};
+    let mut counts = Block::new(&["Kind", "Numbers"]);
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(drift) {
+        for (name, value) in fields {
+            if let Some(count) = value.as_u64() {
+                counts.row(name, vec![Value::Count(count)]);
+            }
+        }
+    }
+    let mut run = Block::new(&["Setting", "Value"]);
+    let written = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    run.row("written", vec![Value::Text(written.to_string())]);
+    crate::xlsx::Summary {
+        blocks: vec![counts, run],
     }
 }
 

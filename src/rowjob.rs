@@ -591,6 +591,12 @@ fn write_results<T>(
     headings.extend_from_slice(extra_columns);
     headings.push("requestId");
     let write = |path: &Path| {
+        if crate::xlsx::is_xlsx(path) {
+            let settings = job_settings(options, summary);
+            return crate::durable::replace_with(path, |tmp| {
+                write_workbook(tmp, &headings, &lines, &settings)
+            });
+        }
         crate::durable::replace(path, |out| {
             let mut out = crate::csvconf::writer(out);
             out.write_record(&headings)?;
@@ -605,4 +611,61 @@ fn write_results<T>(
         source,
     })?;
     Ok(())
+}
+
+/// A job's results as a workbook: a Summary (counts by outcome and error
+/// code, the job's settings), then the lines, failed and invalid ones
+/// highlighted.
+fn write_workbook(
+    path: &Path,
+    headings: &[&str],
+    lines: &[(u64, Vec<String>)],
+    settings: &[(String, String)],
+) -> std::io::Result<()> {
+    use crate::engine::results::OutcomeTally;
+    let mut book = crate::xlsx::WorkbookWriter::with_summary()?;
+    let table = book.add_table("Results", headings)?;
+    let mut tally = OutcomeTally::new("Rows", false);
+    // The columns result_cells puts first: row, key, action, outcome,
+    // httpStatus, errorCode.
+    let outcomes = [
+        Outcome::Ok,
+        Outcome::Failed,
+        Outcome::Invalid,
+        Outcome::Skipped,
+    ];
+    for (_, cells) in lines {
+        let outcome = outcomes.into_iter().find(|o| o.as_str() == cells[3]);
+        tally.count(outcome, Some(&cells[5]), "");
+        let highlight = matches!(outcome, Some(Outcome::Failed | Outcome::Invalid));
+        book.write_text_row(table, cells, highlight)?;
+    }
+    book.set_summary(&tally.summary(settings))?;
+    book.save(path)
+}
+
+/// The job's settings and times, for a results workbook's Summary.
+fn job_settings(options: &JobOptions, summary: &JobSummary) -> Vec<(String, String)> {
+    let state = match &summary.stop_reason {
+        _ if !summary.stopped => "finished".to_owned(),
+        Some(reason) => format!("stopped: {reason}"),
+        None => "stopped".to_owned(),
+    };
+    [
+        ("job", options.kind.clone()),
+        ("input", options.input.display().to_string()),
+        ("results", options.results.display().to_string()),
+        ("checkpoint", options.checkpoint.display().to_string()),
+        ("settings", options.settings.clone()),
+        ("concurrency", options.concurrency.to_string()),
+        ("resumed", summary.resumed.to_string()),
+        (
+            "results written",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ),
+        ("state", state),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
 }

@@ -942,7 +942,7 @@ fn a_full_disk_while_an_export_writes_its_workbook_leaves_no_half_workbook() {
     );
     let mut book: calamine::Xlsx<_> = calamine::open_workbook(&out).unwrap();
     use calamine::Reader as _;
-    let range = book.worksheet_range("Export").unwrap();
+    let range = book.worksheet_range("Numbers").unwrap();
     let mut numbers: Vec<String> = range.rows().skip(1).map(|r| r[0].to_string()).collect();
     assert_eq!(numbers.len(), held, "one row per number");
     numbers.sort();

@@ -1,7 +1,9 @@
 //! `acgbulk reconcile`: compare a desired sheet with what is provisioned,
 //! and list or apply the difference (flags: `acgbulk reconcile --help`).
 //!
-//! Writes `DIR/diff.csv`, `DIR/to-upsert.csv` and `DIR/to-delete.csv`.
+//! Writes `DIR/diff.csv`, `DIR/to-upsert.csv` and `DIR/to-delete.csv`; or,
+//! given `-o FILE.xlsx`, one workbook with those as sheets after a Summary
+//! (and the desired sheet's report as `FILE.report.xlsx`), without --apply.
 //! Exit 0 when there is no drift, 1 when there is (numbers left alone as
 //! `invalid` included), 2 on input errors and when `--apply` would delete
 //! more than `--max-delete`; with `--apply`, 0 when the drift was all put
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 #[command(mut_arg("output", |a| a
     .required(true)
     .value_name("DIR")
-    .help("Directory for diff.csv, to-upsert.csv and to-delete.csv (and, with --apply, their results and checkpoints)")))]
+    .help("Directory for diff.csv, to-upsert.csv and to-delete.csv (and, with --apply, their results and checkpoints); or FILE.xlsx for one workbook of the three (not with --apply)")))]
 #[command(mut_arg("only_account", |a| a.alias("live-account").requires("live")))]
 #[command(mut_arg("wait_sync", |a| a.requires("apply")))]
 #[command(mut_arg("max_delete", |a| a.requires("apply")))]
@@ -176,10 +178,7 @@ struct JsonMaxDelete {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let dir = args.output.required();
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let outputs = Outputs::in_dir(dir);
-    let report = dir.join("desired.report.csv");
+    let (outputs, report) = outputs_of(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let needs_connection = args.live || args.apply;
@@ -233,13 +232,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             eprintln!(
                 "  {} numbers not judged, left alone: their desired rows are invalid (or one with no readable number could be them); see {} and {}",
                 t(drift.invalid),
-                outputs.diff.display(),
+                outputs.workbook.as_ref().unwrap_or(&outputs.diff).display(),
                 report.display()
             );
         }
-        eprintln!("  diff:      {}", outputs.diff.display());
-        eprintln!("  to-upsert: {} ({} numbers)", outputs.to_upsert.display(), t(drift.to_upsert));
-        eprintln!("  to-delete: {} ({} numbers)", outputs.to_delete.display(), t(drift.to_delete));
+        print_files(&outputs, &drift);
         let mut status = if drift.any() { Status::RowsFailed } else { Status::Done };
         let mut applied = false;
         let mut guard = None;
@@ -303,6 +300,51 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
         Ok(status)
     })
+}
+
+/// The files `-o` asks for: three CSV files in a directory, or one
+/// workbook; and where the desired sheet's report goes.
+fn outputs_of(args: &Args) -> anyhow::Result<(Outputs, PathBuf)> {
+    let dir = args.output.required();
+    if !acgbulk::xlsx::is_xlsx(dir) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        return Ok((Outputs::in_dir(dir), dir.join("desired.report.csv")));
+    }
+    // A workbook is for a person to read; --apply sends from CSV files.
+    if args.apply {
+        anyhow::bail!(
+            "--apply sends the files reconcile writes in a directory: give -o DIR, not a workbook ({})",
+            dir.display()
+        );
+    }
+    Ok((
+        Outputs::workbook(dir),
+        super::flags::beside(dir, ".report.xlsx"),
+    ))
+}
+
+fn print_files(outputs: &Outputs, drift: &reconcile::Drift) {
+    let t = ui::thousands;
+    if let Some(workbook) = &outputs.workbook {
+        eprintln!(
+            "  workbook:  {} ({} to upsert, {} to delete)",
+            workbook.display(),
+            t(drift.to_upsert),
+            t(drift.to_delete)
+        );
+        return;
+    }
+    eprintln!("  diff:      {}", outputs.diff.display());
+    eprintln!(
+        "  to-upsert: {} ({} numbers)",
+        outputs.to_upsert.display(),
+        t(drift.to_upsert)
+    );
+    eprintln!(
+        "  to-delete: {} ({} numbers)",
+        outputs.to_delete.display(),
+        t(drift.to_delete)
+    );
 }
 
 /// Runs one import or delete of a file reconcile wrote.

@@ -264,10 +264,14 @@ fn prepare_from(
         },
         other => other.into(),
     })?;
-    report.finish().map_err(|source| EngineError::Write {
-        path: options.report.clone(),
-        source,
-    })?;
+    let validation = Some((&validated.summary, &validated.expanded));
+    let settings = crate::validate::report::settings(&input, &options.rules);
+    report
+        .finish_with(validation, &settings)
+        .map_err(|source| EngineError::Write {
+            path: options.report.clone(),
+            source,
+        })?;
     let fingerprint = match read_fingerprint.get() {
         Some(fingerprint) => fingerprint,
         // A workbook, read whole by calamine from a regular file.
@@ -860,7 +864,10 @@ impl Tally {
             path: results.to_owned(),
             source,
         };
-        let mut live = ResultsWriter::create_with(results, ctx.expanded.several_sheets())
+        // A workbook is written whole at the end (or on a stop) instead.
+        let mut live = (!results::is_workbook(results))
+            .then(|| ResultsWriter::create_with(results, ctx.expanded.several_sheets()))
+            .transpose()
             .map_err(write_err)?;
         let mut tally = Tally {
             outcomes: vec![None; ctx.plan.batches.len()],
@@ -877,15 +884,19 @@ impl Tally {
         for b in 0..ctx.plan.batches.len() {
             match known_batch(ctx, b) {
                 Some(parts) => {
-                    write_batch_lines(ctx, b, &parts, &mut live).map_err(write_err)?;
+                    if let Some(live) = &mut live {
+                        write_batch_lines(ctx, b, &parts, live).map_err(write_err)?;
+                    }
                     tally.answered.count(&parts);
                     tally.outcomes[b] = Some(parts);
                 }
                 None => pending.push(b),
             }
         }
-        live.flush().map_err(write_err)?;
-        tally.live = Some(live);
+        if let Some(live) = &mut live {
+            live.flush().map_err(write_err)?;
+        }
+        tally.live = live;
         (tally.progress)(tally.answered);
         Ok((tally, pending))
     }
@@ -1025,6 +1036,7 @@ pub async fn execute(
         checkpoint: ctx.checkpoint.path().to_owned(),
         report: header.report.clone(),
         batches: ctx.plan.batches.len() as u64,
+        send_seconds,
         stopped: !complete,
         unwritable: stop_reason
             .as_ref()
@@ -1429,16 +1441,22 @@ fn write_final(
         sync_state,
         summary.stop_reason.as_ref(),
     );
-    results::write_atomically(&header.results, ctx.expanded.several_sheets(), |out| {
-        for (e, entry) in ctx.expanded.entries.iter().enumerate() {
-            if ctx.expanded.is_invalid(e) || entry.account == NO_ACCOUNT {
-                lines.invalid(e, out)?;
-            } else {
-                lines.planned(e, out)?;
+    let settings = || run_settings(header, summary);
+    results::write_atomically(
+        &header.results,
+        ctx.expanded.several_sheets(),
+        settings,
+        |out| {
+            for (e, entry) in ctx.expanded.entries.iter().enumerate() {
+                if ctx.expanded.is_invalid(e) || entry.account == NO_ACCOUNT {
+                    lines.invalid(e, out)?;
+                } else {
+                    lines.planned(e, out)?;
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .map_err(|source| EngineError::Write {
         path: header.results.clone(),
         source,
@@ -1450,4 +1468,38 @@ fn write_final(
     summary.failed = failed;
     summary.skipped = skipped;
     Ok(())
+}
+
+/// The run's settings and times, for a results workbook's Summary.
+fn run_settings(header: &Header, summary: &RunSummary) -> Vec<(String, String)> {
+    let path = |p: &Path| p.display().to_string();
+    let mut settings = vec![
+        ("action", header.action.label().to_owned()),
+        ("input", path(&header.input)),
+        ("endpoint", header.endpoint.clone()),
+        ("API version", header.api_version.clone()),
+        ("results", path(&header.results)),
+        ("report", path(&header.report)),
+        ("checkpoint", path(&summary.checkpoint)),
+        ("batch size", header.batch_size.to_string()),
+        ("batches", header.batches.to_string()),
+        ("skip invalid", header.skip_invalid.to_string()),
+        ("wait for sync", header.wait_sync.to_string()),
+        ("run created", header.created.clone()),
+        ("results written", now_rfc3339()),
+        (
+            "this run sent for",
+            format!("{:.1} s", summary.send_seconds),
+        ),
+    ];
+    let state = match &summary.stop_reason {
+        _ if !summary.stopped => "finished".to_owned(),
+        Some(reason) => format!("stopped: {reason}"),
+        None => "stopped".to_owned(),
+    };
+    settings.push(("state", state));
+    settings
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
 }

@@ -182,6 +182,16 @@ pub struct ExportSummary {
 }
 
 impl Collection {
+    /// The name of an .xlsx export's sheet.
+    pub fn sheet_name(self) -> &'static str {
+        match self {
+            Collection::Numbers => "Numbers",
+            Collection::Accounts => "Accounts",
+            Collection::Rfis => "RFIs",
+            Collection::CivicAddresses => "Civic addresses",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Collection::Numbers => "numbers",
@@ -664,7 +674,7 @@ pub async fn export(
         output.sync()?;
         drop(output);
         if options.format == Format::Xlsx {
-            if let Err(e) = to_xlsx(&data_path, &options.out) {
+            if let Err(e) = to_xlsx(options.collection, &data_path, &options.out) {
                 // Half a workbook is of no use; the CSV it is made from
                 // stays for the next try.
                 let _ = std::fs::remove_file(&options.out);
@@ -702,31 +712,28 @@ fn first_page(client: &ProvisioningClient, source: &str, page_size: usize) -> ur
     client.url(source, &options.query())
 }
 
-/// Converts the finished CSV into an .xlsx, every cell as text so Excel
-/// keeps the `+` of numbers, in constant memory.
-fn to_xlsx(csv_path: &Path, xlsx_path: &Path) -> Result<(), ExportError> {
+/// Converts the finished CSV into an .xlsx (see [`crate::xlsx`]): a sheet
+/// named after the collection, every cell as text so Excel keeps the `+` of
+/// numbers, in constant memory.
+fn to_xlsx(collection: Collection, csv_path: &Path, xlsx_path: &Path) -> Result<(), ExportError> {
     let err = |source| ExportError::Write {
         path: xlsx_path.to_owned(),
         source,
     };
-    let xlsx = |e: rust_xlsxwriter::XlsxError| err(io::Error::other(e.to_string()));
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook
-        .add_worksheet_with_constant_memory()
-        .map_err(xlsx)?;
-    sheet.set_name("Export").map_err(xlsx)?;
     let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
+        .has_headers(true)
         .from_path(csv_path)
         .map_err(|e| err(e.into()))?;
-    for (r, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| err(e.into()))?;
-        for (c, cell) in record.iter().enumerate() {
-            if !cell.is_empty() {
-                sheet.write_string(r as u32, c as u16, cell).map_err(xlsx)?;
-            }
-        }
+    let headings = reader.headers().map_err(|e| err(e.into()))?.clone();
+    let headings: Vec<&str> = headings.iter().collect();
+    let mut book = crate::xlsx::WorkbookWriter::new();
+    let table = book
+        .add_table(collection.sheet_name(), &headings)
+        .map_err(err)?;
+    let mut record = csv::StringRecord::new();
+    while reader.read_record(&mut record).map_err(|e| err(e.into()))? {
+        let cells = record.iter().map(crate::xlsx::Cell::Text);
+        book.write_row(table, cells, false).map_err(err)?;
     }
-    workbook.save(xlsx_path).map_err(xlsx)?;
-    Ok(())
+    book.save(xlsx_path).map_err(err)
 }

@@ -19,3 +19,4 @@ pub mod sheet;
 pub mod spelling;
 pub mod text;
 pub mod validate;
+pub mod xlsx;

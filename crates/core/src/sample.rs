@@ -259,39 +259,26 @@ pub fn write_xlsx(
     options: SampleOptions,
     numeric_numbers: bool,
 ) -> io::Result<SampleStats> {
-    let to_io = |e: rust_xlsxwriter::XlsxError| io::Error::other(e.to_string());
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet();
-    sheet.set_name("Numbers").map_err(to_io)?;
-    for (c, heading) in headings().iter().enumerate() {
-        sheet.write_string(0, c as u16, heading).map_err(to_io)?;
-    }
+    use crate::xlsx::Cell;
+    let mut book = crate::xlsx::WorkbookWriter::new();
+    let table = book.add_table("Numbers", &headings())?;
     let mut generator = Generator::new(options);
-    let mut r = 1u32;
     while let Some(row) = generator.next_row() {
-        for (c, cell) in row.iter().enumerate() {
+        let cells = row.iter().enumerate().map(|(c, cell)| {
             let digits = cell
                 .strip_prefix('+')
                 .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
             match digits {
                 Some(d) if c == 0 && numeric_numbers => {
-                    sheet
-                        .write_number(r, c as u16, d.parse::<f64>().expect("digits"))
-                        .map_err(to_io)?;
+                    Cell::Number(d.parse::<f64>().expect("digits"))
                 }
-                _ if cell == "true" || cell == "false" => {
-                    sheet
-                        .write_boolean(r, c as u16, cell == "true")
-                        .map_err(to_io)?;
-                }
-                _ => {
-                    sheet.write_string(r, c as u16, cell).map_err(to_io)?;
-                }
+                _ if cell == "true" || cell == "false" => Cell::Bool(cell == "true"),
+                _ => Cell::Text(cell),
             }
-        }
-        r += 1;
+        });
+        book.write_row(table, cells, false)?;
     }
-    workbook.save(path).map_err(to_io)?;
+    book.save(path)?;
     Ok(generator.stats)
 }
 

@@ -1215,7 +1215,12 @@ pub fn validate_file(
         },
         progress,
     )?;
-    writer.finish().map_err(pipeline::ValidateError::Report)?;
+    writer
+        .finish_with(
+            Some((&validated.summary, &validated.expanded)),
+            &report::settings(input, rules),
+        )
+        .map_err(pipeline::ValidateError::Report)?;
     let clean_rows = clean
         .map(|path| clean::write_clean(input, sheet_options, header, &validated.expanded, path))
         .transpose()?;
