@@ -11,6 +11,7 @@
 
 pub mod acs;
 pub mod auth;
+pub mod budget;
 pub mod error;
 pub mod pacer;
 pub mod pager;
