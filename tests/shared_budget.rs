@@ -189,6 +189,73 @@ fn two_concurrent_imports_share_the_limit_with_no_429() {
 }
 
 #[test]
+fn the_lowest_rate_governs_while_both_send() {
+    let server = emulator(LIMIT, 3);
+    let dir = common::tempdir();
+    let state = dir.path().join("state");
+    let (fast_first, slow_first) = (2_000_000, 3_000_000);
+    let fast = sheet(dir.path(), "fast.csv", fast_first, 4_000);
+    let slow = sheet(dir.path(), "slow.csv", slow_first, 2_000);
+    let url = server.url();
+    let mut fast_child = spawn_import(dir.path(), &state, &url, &fast, LIMIT);
+    let mut slow_child = spawn_import(dir.path(), &state, &url, &slow, LIMIT / 2);
+    let ranges = [
+        (
+            14_250_000_000 + fast_first,
+            14_250_000_000 + fast_first + 4_000,
+        ),
+        (
+            14_250_000_000 + slow_first,
+            14_250_000_000 + slow_first + 2_000,
+        ),
+    ];
+    let started = Instant::now();
+    let samples = watch(&server, ranges, || {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the imports take too long"
+        );
+        fast_child.try_wait().unwrap().is_some() && slow_child.try_wait().unwrap().is_some()
+    });
+    for (child, name) in [(fast_child, "fast"), (slow_child, "slow")] {
+        let (code, summary, stderr) = finish(child);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert_eq!(summary["throttled"], 0, "{name}: {summary}");
+    }
+    assert_eq!(server.stats().counters.throttled, 0);
+    let both = samples
+        .iter()
+        .position(|s| s.held[0] > 0 && s.held[1] > 0)
+        .expect("the imports overlapped");
+    let slow_done = samples
+        .iter()
+        .position(|s| s.held[1] == 2_000)
+        .expect("the slow import finished");
+    let fast_done = samples
+        .iter()
+        .position(|s| s.held[0] == 4_000)
+        .expect("the fast import finished");
+    assert!(
+        slow_done < fast_done,
+        "the fast import outlived the slow one"
+    );
+    let together = rate_between(&samples[both], &samples[slow_done]);
+    let after = rate_between(&samples[slow_done], &samples[fast_done]);
+    eprintln!("together {together:.1}/min, the fast one after {after:.1}/min");
+    let slow_limit = f64::from(LIMIT / 2);
+    assert!(
+        (0.9 * slow_limit..=1.1 * slow_limit).contains(&together),
+        "together {together:.1} requests/min while the {slow_limit}/min run sent"
+    );
+    // Alone again, the fast one has its own limit back (the slow one left
+    // the budget as it finished).
+    assert!(
+        after >= 0.8 * f64::from(LIMIT),
+        "after: {after:.1} requests/min"
+    );
+}
+
+#[test]
 fn a_lone_import_gets_the_whole_budget() {
     let server = emulator(LIMIT, 3);
     let dir = common::tempdir();
