@@ -5,8 +5,12 @@
 //!    (R = 6,000 by default, `BENCH_RATE`), the client paced at the same R:
 //!    achieved numbers/min against the ceiling R x 100, 429s received, and
 //!    the import's CPU time per 10,000 numbers (`BENCH_RUNS` runs, medians).
-//! 2. A 1,000,000-number import with both limits off: the import's peak RSS.
-//! 3. Its checkpoint cut back to 90 % of the batches (as if stopped there),
+//! 2. Two such imports at once (50,000 numbers each, separate processes
+//!    and sheets, the same R) against one emulator at R with a burst of
+//!    three: their combined numbers/min over the span both were sending
+//!    against R x 100, each one's share, and 429s (the shared budget).
+//! 3. A 1,000,000-number import with both limits off: the import's peak RSS.
+//! 4. Its checkpoint cut back to 90 % of the batches (as if stopped there),
 //!    then `acgbulk resume`: the time from start to its first request, seen
 //!    by polling the emulator's request counter.
 
@@ -23,12 +27,17 @@ const ACCOUNTS: [&str; 4] = ["contoso", "fabrikam", "northwind", "adatum"];
 /// `numbers` Direct Routing numbers, a whole number of full batches per
 /// account.
 fn sheet(path: &Path, numbers: u64) {
+    sheet_from(path, numbers, 0);
+}
+
+/// As [`sheet`], the numbers starting `offset` further on.
+fn sheet_from(path: &Path, numbers: u64, offset: u64) {
     if path.exists() {
         return;
     }
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(out, "telephoneNumber,accountName,serviceDetails_teamsDirectRouting_enabled,configuration_customSipHeader").unwrap();
-    for i in 0..numbers {
+    for i in offset..offset + numbers {
         let account = (i / 100) as usize % ACCOUNTS.len();
         writeln!(
             out,
@@ -96,7 +105,72 @@ fn main() {
         common::stop(server);
     }
 
-    // 2. Memory on a million numbers.
+    // 2. Two processes sharing the budget.
+    let halves = [dir.join("import-50k-a.csv"), dir.join("import-50k-b.csv")];
+    sheet_from(&halves[0], 50_000, 0);
+    sheet_from(&halves[1], 50_000, 50_000);
+    let mut pair_ratios = Vec::new();
+    let mut pair_shares = Vec::new();
+    let mut pair_throttled = 0;
+    for run in 0..common::runs() {
+        let (server, url) =
+            common::emulator(&["--rate-limit", &format!("{rate}/min"), "--rate-burst", "3"]);
+        let state = dir.join(format!("state-{run}"));
+        let children: Vec<_> = halves
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let results = dir.join(format!("import-50k-{run}-{i}.results.csv"));
+                let _ = std::fs::remove_file(PathBuf::from(format!(
+                    "{}.checkpoint",
+                    results.display()
+                )));
+                Command::new(common::bin())
+                    .args(["import", input.to_str().unwrap(), "--endpoint", &url])
+                    .args(["--rate-limit", &format!("{rate}/min"), "--json"])
+                    .args(["--results", results.to_str().unwrap()])
+                    .env("ACGBULK_STATE_DIR", &state)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // Each one's sending span ends when it exits.
+        let mut children: Vec<_> = children.into_iter().map(|c| (c, None)).collect();
+        while children.iter().any(|(_, end)| end.is_none()) {
+            for (child, end) in &mut children {
+                if end.is_none() && child.try_wait().unwrap().is_some() {
+                    *end = Some(Instant::now());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut spans = Vec::new();
+        let sent = [50_000.0; 2];
+        for (child, end) in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success());
+            let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(summary["ok"], 50_000);
+            pair_throttled += summary["throttled"].as_u64().unwrap();
+            let end = end.unwrap();
+            let send = Duration::from_secs_f64(summary["sendSeconds"].as_f64().unwrap());
+            spans.push((end - send, end));
+        }
+        pair_throttled += common::stats(&url)["throttled"].as_u64().unwrap();
+        let first = spans.iter().map(|s| s.0).min().unwrap();
+        let last = spans.iter().map(|s| s.1).max().unwrap();
+        let combined = sent.iter().sum::<f64>() * 60.0 / (last - first).as_secs_f64();
+        pair_ratios.push(combined / (rate as f64 * 100.0));
+        // The share of the first while both were sending: its numbers
+        // sent per second of its span over the other's.
+        let speed = |i: usize| sent[i] / (spans[i].1 - spans[i].0).as_secs_f64();
+        pair_shares.push(speed(0) / (speed(0) + speed(1)));
+        common::stop(server);
+    }
+
+    // 3. Memory on a million numbers.
     let big = dir.join("import-1m.csv");
     sheet(&big, 1_000_000);
     let (server, url) = common::emulator(&["--rate-limit", "off"]);
@@ -120,7 +194,7 @@ fn main() {
     assert_eq!(summary["ok"], 1_000_000);
     let peak_mib = common::children_peak_rss_kib().max(rss_before) as f64 / 1024.0;
 
-    // 3. Resume a run stopped at 90 %: keep the journal's records of the
+    // 4. Resume a run stopped at 90 %: keep the journal's records of the
     // first 9,000 batches.
     let text = std::fs::read_to_string(&checkpoint).unwrap();
     let kept: String = text
@@ -176,6 +250,15 @@ fn main() {
             .collect::<Vec<_>>()
     );
     println!("  429s received over all runs: {throttled}");
+    println!(
+        "  two processes, 50,000 numbers each, one budget (emulator burst 3): together median {:.2} % of the ceiling (runs {:?}); first process's share median {:.3}; 429s over all runs: {pair_throttled}",
+        common::median(pair_ratios.clone()) * 100.0,
+        pair_ratios
+            .iter()
+            .map(|r| (r * 10000.0).round() / 100.0)
+            .collect::<Vec<_>>(),
+        common::median(pair_shares),
+    );
     println!(
         "  CPU time (user + system) per 10,000 numbers: median {:.3} s",
         common::median(cpu_per_10k)

@@ -188,12 +188,8 @@ impl AcsConnectionArgs {
             .as_str()
             .trim_end_matches('/')
             .to_owned();
-        let mut client = AcsClient::new(
-            connection,
-            provider,
-            self.transport.pacer(),
-            self.transport.policy(),
-        )?;
+        let pacer = self.transport.pacer(&connection.endpoint);
+        let mut client = AcsClient::new(connection, provider, pacer, self.transport.policy())?;
         match access_key {
             Some(key) => {
                 tracing::info!("signing requests with the access key");

@@ -24,9 +24,14 @@ impl TransportArgs {
         connection
     }
 
-    /// The one pace every request of the run keeps.
-    pub fn pacer(&self) -> Arc<Pacer> {
-        Arc::new(Pacer::new(self.rate_limit.0.unwrap_or(u32::MAX / 60)))
+    /// The one pace every request of the run keeps: `endpoint`'s budget,
+    /// shared with every acgbulk process on this machine, unless the rate
+    /// limit is off.
+    pub fn pacer(&self, endpoint: &url::Url) -> Arc<Pacer> {
+        Arc::new(match self.rate_limit.0 {
+            Some(per_minute) => Pacer::shared(per_minute, endpoint),
+            None => Pacer::new(u32::MAX / 60),
+        })
     }
 
     pub fn policy(&self) -> RetryPolicy {
@@ -166,12 +171,8 @@ impl ConnectionArgs {
         let provider = TokenProvider::new(credential, &self.scope, &self.auth.authority_host, http);
         provider.check()?;
         tracing::info!("authenticating as {}", provider.describe());
-        let client = ProvisioningClient::new(
-            connection,
-            provider,
-            self.transport.pacer(),
-            self.transport.policy(),
-        )?;
+        let pacer = self.transport.pacer(&connection.endpoint);
+        let client = ProvisioningClient::new(connection, provider, pacer, self.transport.policy())?;
         // Before anything is sent: what would fail every request shows
         // now, in one line, rather than after minutes of retries.
         let (_keep, mut no_stop) = tokio::sync::watch::channel(false);

@@ -649,7 +649,8 @@ pub struct TransportArgs {
     pub ca_cert: Vec<PathBuf>,
 
     /// Requests a minute for everything the run sends, polls included (the
-    /// Provisioning API allows 100), or `off`
+    /// Provisioning API allows 100), or `off`; shared with every acgbulk
+    /// process on this machine sending to the same endpoint
     #[arg(long, value_name = "N/min", default_value = "100/min", value_parser = parse_rate, help_heading = "Pacing")]
     pub rate_limit: RateLimit,
 

@@ -30,6 +30,12 @@ impl From<Output> for Run {
     }
 }
 
+/// Where the runs of the tests keep their shared rate budgets (one file
+/// per emulator port), instead of the user's state directory.
+pub fn test_state_dir() -> PathBuf {
+    std::env::temp_dir().join("acgbulk-test-state")
+}
+
 /// Runs `acgbulk ARGS` in `dir` with no extra environment.
 pub fn run(dir: &Path, args: &[&str]) -> Run {
     Command::new(bin())
@@ -37,6 +43,7 @@ pub fn run(dir: &Path, args: &[&str]) -> Run {
         .current_dir(dir)
         .env_remove("RUST_LOG")
         .env_remove("ACG_ENDPOINT")
+        .env("ACGBULK_STATE_DIR", test_state_dir())
         .stdin(Stdio::null())
         .output()
         .expect("the binary runs")
@@ -52,6 +59,7 @@ pub fn run_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("ACG_ENDPOINT")
         .env_remove("ACS_CONNECTION_STRING")
         .env_remove("ACS_ENDPOINT")
+        .env("ACGBULK_STATE_DIR", test_state_dir())
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
@@ -65,6 +73,7 @@ pub fn run_with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Run {
     let mut child = Command::new(bin())
         .args(args)
         .current_dir(dir)
+        .env("ACGBULK_STATE_DIR", test_state_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

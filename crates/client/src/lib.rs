@@ -4,13 +4,16 @@
 //! [`Pager`] over `nextLink`, one path encoder ([`path`]) and one
 //! classification of failures ([`ServiceError`]). [`auth`] gets the
 //! tokens: Entra ID client secrets, certificate assertions signed here,
-//! managed identity, or a given token.
+//! managed identity, or a given token. [`pacer`] paces every request
+//! within its endpoint's [`budget`], which every acgbulk process on the
+//! machine shares.
 //!
 //! Azure Communication Services has its own client over the same
 //! transport: [`crate::acs::AcsClient`].
 
 pub mod acs;
 pub mod auth;
+pub mod budget;
 pub mod error;
 pub mod pacer;
 pub mod pager;

@@ -1,32 +1,34 @@
-//! One pace for every request a run makes: a governor limiter at the
-//! configured rate with a burst of two, so the requests leave evenly spaced
-//! and a correctly configured run never exceeds the service's limit. A 429
-//! holds every request back for its `Retry-After` and slows the pace.
+//! One pace for every request to an endpoint, shared by every acgbulk
+//! process on the machine: each request takes a send slot from the
+//! endpoint's budget file ([`crate::budget`]) and waits for it, so two or
+//! three jobs against one gateway together keep its rate limit. A 429
+//! holds every request of every process back for its `Retry-After` and
+//! lowers the shared pace, which then recovers slowly. When the budget
+//! file cannot be used, the process paces itself alone.
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::sync::{Arc, Mutex};
+use crate::budget::{self, BudgetFile, BudgetState, Member, MAX_HOLD};
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// How long a process waits for a budget file another process keeps
+/// locked (it cannot be a crashed one: the system drops their locks)
+/// before it paces itself alone.
+const LOCK_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Paces requests. Shared by every task of a run.
 pub struct Pacer {
-    limiter: Mutex<Arc<DefaultDirectRateLimiter>>,
-    per_minute: Mutex<f64>,
-    floor: f64,
-    hold_until: Mutex<Option<Instant>>,
-}
-
-/// A limiter for `per_minute` with a burst of two: timers wake a little
-/// late, and with a burst of one every late wake-up would be lost for good
-/// (about 2 % of the rate); a second cell lets the next request make up
-/// the lateness, while any interval `t` still holds at most `2 + t/period`
-/// requests.
-fn limiter(per_minute: f64) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(60.0 / per_minute.max(0.01));
-    let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
-        .expect("a positive period")
-        .allow_burst(std::num::NonZeroU32::new(2).expect("two"));
-    Arc::new(RateLimiter::direct(quota))
+    me: Member,
+    /// One slot waited for at a time per process: processes alternate, so
+    /// each gets an equal share whatever its concurrency.
+    turn: tokio::sync::Mutex<()>,
+    /// The shared budget; `None` when pacing alone.
+    shared: Mutex<Option<BudgetFile>>,
+    /// The budget when pacing alone.
+    alone: Mutex<BudgetState>,
+    /// The pace of the last slot taken.
+    pace: Mutex<f64>,
 }
 
 /// Raised when a wait is cut short because the run is stopping.
@@ -48,65 +50,153 @@ pub async fn sleep_or_stop(
 }
 
 impl Pacer {
-    /// Paces at `per_minute` requests a minute.
+    /// Paces this process alone at `per_minute` requests a minute.
     pub fn new(per_minute: u32) -> Pacer {
         let rate = per_minute.max(1) as f64;
         Pacer {
-            limiter: Mutex::new(limiter(rate)),
-            per_minute: Mutex::new(rate),
-            floor: (rate / 8.0).max(1.0),
-            hold_until: Mutex::new(None),
+            me: Member {
+                id: rand::random(),
+                per_minute: rate,
+                seen: 0,
+            },
+            turn: tokio::sync::Mutex::new(()),
+            shared: Mutex::new(None),
+            alone: Mutex::new(BudgetState::default()),
+            pace: Mutex::new(rate),
         }
     }
 
-    /// The current pace, in requests a minute.
+    /// Paces at `per_minute` within the budget every acgbulk process on
+    /// this machine shares for `endpoint` (see [`budget::state_dir`]);
+    /// alone, with one warning, if that budget cannot be opened.
+    pub fn shared(per_minute: u32, endpoint: &url::Url) -> Pacer {
+        let pacer = Pacer::new(per_minute);
+        let opened = budget::state_dir()
+            .ok_or(budget::BudgetError::NoStateDir)
+            .and_then(|dir| BudgetFile::open(&dir, endpoint));
+        match opened {
+            Ok(file) => {
+                tracing::debug!(
+                    "sharing the rate budget of {endpoint} in {}",
+                    file.path().display()
+                );
+                *pacer.shared.lock().expect("pacer lock") = Some(file);
+            }
+            Err(e) => warn_alone(&e),
+        }
+        pacer
+    }
+
+    /// The budget file, when the pace is shared.
+    pub fn budget_file(&self) -> Option<PathBuf> {
+        self.shared
+            .lock()
+            .expect("pacer lock")
+            .as_ref()
+            .map(|f| f.path().to_owned())
+    }
+
+    /// The current pace, in requests a minute (across the processes
+    /// sharing the budget).
     pub fn per_minute(&self) -> f64 {
-        *self.per_minute.lock().expect("pacer lock")
+        *self.pace.lock().expect("pacer lock")
+    }
+
+    /// Runs `change` on the budget: the shared one under its lock, or this
+    /// process's own once the shared one has failed.
+    async fn update<R>(&self, change: impl Fn(&mut BudgetState, u64) -> R) -> R {
+        let started = Instant::now();
+        loop {
+            {
+                let mut shared = self.shared.lock().expect("pacer lock");
+                let Some(file) = shared.as_mut() else { break };
+                let now = budget::now_nanos();
+                match file.try_update(now, |state| change(state, now)) {
+                    Ok(Some(result)) => return result,
+                    Ok(None) if started.elapsed() < LOCK_PATIENCE => {}
+                    Ok(None) => {
+                        warn_alone(&budget::BudgetError::Locked(file.path().to_owned()));
+                        *shared = None;
+                        break;
+                    }
+                    Err(e) => {
+                        warn_alone(&e);
+                        *shared = None;
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let now = budget::now_nanos();
+        change(&mut self.alone.lock().expect("pacer lock"), now)
     }
 
     /// Waits for this request's turn.
     pub async fn ready(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Stopped> {
+        if *stop.borrow() {
+            return Err(Stopped);
+        }
+        let _turn = tokio::select! {
+            turn = self.turn.lock() => turn,
+            _ = stop.wait_for(|s| *s) => return Err(Stopped),
+        };
         loop {
-            let hold = *self.hold_until.lock().expect("pacer lock");
-            if let Some(until) = hold {
-                let now = Instant::now();
-                if until > now {
-                    sleep_or_stop(until - now, stop).await?;
-                    continue;
-                }
+            let (slot, pace) = self
+                .update(|state, now| (state.take_slot(&self.me, now), state.pace(now)))
+                .await;
+            *self.pace.lock().expect("pacer lock") = pace;
+            let now = budget::now_nanos();
+            if slot <= now {
+                return Ok(());
             }
-            let limiter = self.limiter.lock().expect("pacer lock").clone();
-            tokio::select! {
-                _ = limiter.until_ready() => {}
-                _ = stop.wait_for(|s| *s) => return Err(Stopped),
-            }
-            // A 429 may have arrived while this request waited its turn.
-            let hold = *self.hold_until.lock().expect("pacer lock");
-            if hold.is_none_or(|until| until <= Instant::now()) {
+            sleep_or_stop(Duration::from_nanos(slot - now), stop).await?;
+            // A 429 may have come, to any process, while this one waited.
+            if !self.update(|state, now| state.hold_until > now).await {
                 return Ok(());
             }
         }
     }
 
-    /// The service throttled: hold every request for `retry_after`, then go
-    /// on at three quarters of the pace (never below an eighth of the
-    /// configured rate).
-    pub fn throttled(&self, retry_after: Duration) {
-        let until = Instant::now() + retry_after;
-        {
-            let mut hold = self.hold_until.lock().expect("pacer lock");
-            if hold.is_none_or(|h| h < until) {
-                *hold = Some(until);
-            }
-        }
-        let mut rate = self.per_minute.lock().expect("pacer lock");
-        let slower = (*rate * 0.75).max(self.floor);
-        if slower < *rate {
-            *rate = slower;
-            *self.limiter.lock().expect("pacer lock") = limiter(slower);
-            tracing::warn!("throttled by the service: slowing to {slower:.0} requests a minute");
+    /// The service throttled: every request to the endpoint, in every
+    /// process, waits `retry_after` (at most [`MAX_HOLD`]); the pace
+    /// drops by a quarter (never below an eighth of the configured rate)
+    /// and recovers slowly.
+    pub async fn throttled(&self, retry_after: Duration) {
+        let lowered = self
+            .update(|state, now| state.throttle(&self.me, now, retry_after))
+            .await;
+        if let Some(pace) = lowered {
+            *self.pace.lock().expect("pacer lock") = pace;
+            tracing::warn!(
+                "throttled by the service (429): holding every request for {:.1} s, then {pace:.0} requests a minute, recovering slowly",
+                retry_after.min(MAX_HOLD).as_secs_f64()
+            );
         }
     }
+}
+
+impl Drop for Pacer {
+    /// Leaves the shared budget, so a lower rate stops governing the
+    /// others at once (else it expires on its own).
+    fn drop(&mut self) {
+        let Ok(mut shared) = self.shared.lock() else {
+            return;
+        };
+        let Some(file) = shared.as_mut() else { return };
+        for _ in 0..50 {
+            match file.try_update(budget::now_nanos(), |state| state.leave(self.me.id)) {
+                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                _ => return,
+            }
+        }
+    }
+}
+
+fn warn_alone(error: &budget::BudgetError) {
+    tracing::warn!(
+        "cannot use the shared rate budget ({error}): pacing this process alone, so other acgbulk processes on this endpoint are not counted"
+    );
 }
 
 #[cfg(test)]
@@ -125,7 +215,7 @@ mod tests {
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(195), "{elapsed:?}");
         assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
-        pacer.throttled(Duration::from_millis(100));
+        pacer.throttled(Duration::from_millis(100)).await;
         assert_eq!(pacer.per_minute(), 900.0);
         let start = Instant::now();
         pacer.ready(&mut stop).await.unwrap();
@@ -144,5 +234,48 @@ mod tests {
             tx.send(true).unwrap();
         });
         assert_eq!(pacer.ready(&mut stop).await, Err(Stopped));
+    }
+
+    #[tokio::test]
+    async fn two_pacers_on_one_file_share_the_pace() {
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint: url::Url = "http://127.0.0.1:9/".parse().unwrap();
+        let open = || {
+            let pacer = Pacer::new(1200); // one every 50 ms
+            *pacer.shared.lock().unwrap() = Some(BudgetFile::open(dir.path(), &endpoint).unwrap());
+            std::sync::Arc::new(pacer)
+        };
+        let (a, b) = (open(), open());
+        assert_eq!(
+            a.budget_file(),
+            Some(dir.path().join(budget::file_name(&endpoint)))
+        );
+        let (_tx, stop) = watch::channel(false);
+        let start = Instant::now();
+        let run = |pacer: std::sync::Arc<Pacer>| {
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    pacer.ready(&mut stop).await.unwrap();
+                }
+            })
+        };
+        let (one, two) = (run(a.clone()), run(b.clone()));
+        one.await.unwrap();
+        two.await.unwrap();
+        // Ten slots on one pace: two at once, then eight 50 ms apart.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(395), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(700), "{elapsed:?}");
+        // A 429 to one holds the other.
+        a.throttled(Duration::from_millis(300)).await;
+        let start = Instant::now();
+        b.ready(&mut stop.clone()).await.unwrap();
+        assert!(
+            start.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!((b.per_minute() - 900.0).abs() < 5.0, "{}", b.per_minute());
     }
 }

@@ -90,7 +90,8 @@ impl Connection {
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Attempts for a request that fails with 5xx, a time-out or a broken
-    /// connection (429s and the one 401 retry are not counted).
+    /// connection (429s, retried without limit, and the one 401 retry are
+    /// not counted).
     pub max_attempts: u32,
     /// First back-off; each later one is four times longer, up to `max_backoff`.
     pub backoff: Duration,
@@ -802,11 +803,13 @@ impl Transport {
                     self.counters.throttled.fetch_add(1, Ordering::Relaxed);
                     let wait = retry_after(&response.headers)
                         .unwrap_or_else(|| self.policy.backoff(throttles));
-                    tracing::warn!(request_id, "429 throttled; waiting {wait:?}");
-                    self.pacer.throttled(wait);
-                    if throttles > self.policy.max_attempts * 5 {
-                        return Ok(response);
-                    }
+                    tracing::debug!(request_id, "429 throttled; retrying after {wait:?}");
+                    // The pacer holds every request (this one's retry too)
+                    // for the wait and logs the slow-down once. A throttled
+                    // request is retried for as long as the run goes on and
+                    // never counts toward --max-attempts: no row fails
+                    // because of throttling.
+                    self.pacer.throttled(wait).await;
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
