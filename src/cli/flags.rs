@@ -795,8 +795,8 @@ pub struct AcsConnectionArgs {
 #[cfg(test)]
 mod tests {
     use super::{
-        parse_max_delete, parse_rate, positive_duration, resolve, settings_of, MaxDelete, RateLimit,
-        Settings,
+        parse_max_delete, parse_rate, positive_duration, resolve, settings_of, MaxDelete,
+        RateLimit, Settings,
     };
     use clap::{CommandFactory, FromArgMatches};
     use std::time::Duration;
