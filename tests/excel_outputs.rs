@@ -205,6 +205,7 @@ fn import_results_workbook_opens_on_its_summary_with_failures_highlighted() {
             "import",
             input.to_str().unwrap(),
             "--skip-invalid",
+            "--keep-checkpoint",
             "--results",
             results.to_str().unwrap(),
         ],

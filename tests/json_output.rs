@@ -388,7 +388,8 @@ fn import_delete_and_resume_print_their_run() {
     let run = acg(
         dir.path(),
         &server.url(),
-        &["import", input, "--rate-limit", "off"],
+        // Kept, so the finished run can be resumed below.
+        &["import", input, "--rate-limit", "off", "--keep-checkpoint"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary = checked(&run, "import", RUN);

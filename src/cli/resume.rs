@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 /// Give the checkpoint (RESULTS.checkpoint), the results file or the input
 /// sheet. The run's settings (endpoint, authentication method and ids,
 /// rate limit, retries, time-outs, concurrency, sync) come from the
-/// checkpoint unless given again; credentials come from the environment
+/// checkpoint unless given again (the defaults shown below apply only to
+/// what the checkpoint did not keep); credentials come from the environment
 /// (or their files), as for the run itself.
 #[derive(clap::Args, Debug)]
 pub struct Args {
