@@ -7,6 +7,7 @@
 
 mod accounts;
 mod acs;
+mod completions;
 mod connect;
 mod emulator;
 mod export;
@@ -14,6 +15,7 @@ mod flags;
 mod guard;
 mod import;
 mod job;
+mod man;
 mod reconcile;
 mod resume;
 mod rfis;
@@ -111,6 +113,8 @@ enum Command {
     Acs(Box<acs::Command>),
     Emulator(Box<emulator::Args>),
     Sample(sample::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -128,6 +132,8 @@ pub fn main() -> ExitCode {
         Command::Acs(command) => acs::run(*command),
         Command::Emulator(args) => emulator::run(*args),
         Command::Sample(args) => sample::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(status) => ExitCode::from(status as u8),
