@@ -91,6 +91,10 @@ fn man_writes_a_roff_page_per_command_naming_its_flags() {
     for flag in ["rate\\-limit", "default\\-account", "emulator", "endpoint"] {
         assert!(import.contains(flag), "acgbulk-import.1 lacks {flag}");
     }
+    assert!(
+        import.contains("Examples:") && import.contains("acgbulk import samples/"),
+        "acgbulk-import.1 has no examples"
+    );
     let export = page("acgbulk-export.1");
     assert!(export.contains("output"), "acgbulk-export.1 lacks --output");
 

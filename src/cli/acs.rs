@@ -32,7 +32,20 @@ pub enum Command {
     Purchase(Box<PurchaseArgs>),
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const ACS_SEARCH_EXAMPLES: &str = "\
+Examples:
+  # Three US numbers in area code 425, with ACS_CONNECTION_STRING set
+  acgbulk acs search --country US --type geographic --assignment person \\
+    --area-code 425 --quantity 3
+
+  # The same on an ACS emulator in this process, results to a file
+  acgbulk acs search --emulator --country US --type tollFree \\
+    --assignment application --quantity 2 -o found.csv
+";
+
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = ACS_SEARCH_EXAMPLES)]
 #[command(mut_arg("output", |a| a.help("Write the results CSV here instead of standard output")))]
 #[command(mut_arg("json", |a| a.requires("output")))]
 pub struct SearchArgs {
@@ -85,7 +98,23 @@ pub struct SearchArgs {
     pub connection: AcsConnectionArgs,
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const ACS_PURCHASE_EXAMPLES: &str = "\
+Examples:
+  # Search, then show what buying would cost; nothing is bought without --yes (exit 2)
+  acgbulk acs search --country US --type geographic --assignment person \\
+    --quantity 2 -o found.csv \\
+    && acgbulk acs purchase --search-id \"$(tail -n 1 found.csv | cut -d, -f2)\"
+
+  # Buy them (costs money)
+  acgbulk acs search --country US --type geographic --assignment person \\
+    --quantity 2 -o found.csv \\
+    && acgbulk acs purchase --yes \\
+    --search-id \"$(tail -n 1 found.csv | cut -d, -f2)\"
+";
+
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = ACS_PURCHASE_EXAMPLES)]
 pub struct PurchaseArgs {
     /// The search whose numbers to buy (repeat for several)
     #[arg(long = "search-id", value_name = "ID", required = true)]

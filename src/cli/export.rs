@@ -29,8 +29,25 @@ pub enum FormatArg {
     Xlsx,
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const EXPORT_EXAMPLES: &str = "\
+Examples:
+  # Every number in the gateway in ACG_ENDPOINT, to CSV
+  acgbulk export numbers -o numbers.csv
+
+  # One account's numbers, to Excel
+  acgbulk export numbers --only-account contoso -o contoso.xlsx
+
+  # Accounts on standard output (no checkpoint: a stream cannot resume)
+  acgbulk export accounts -o - | head -n 3
+
+  # The demo data of an emulator in this process
+  acgbulk export civic-addresses --emulator -o civic.csv
+";
+
 /// Export numbers, accounts, RFIs or civic addresses to CSV or Excel
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = EXPORT_EXAMPLES)]
 #[command(mut_arg("output", |a| a.required(true)))]
 #[command(mut_arg("only_account", |a| a.alias("account")))]
 pub struct Args {

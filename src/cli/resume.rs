@@ -15,8 +15,22 @@ use acgbulk::journal::RunLock;
 use anyhow::Context;
 use std::path::PathBuf;
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const RESUME_EXAMPLES: &str = "\
+Examples:
+  # A run stopped by Ctrl-C, a crash or an outage: run the import ...
+  acgbulk import samples/operator-connect.csv --results oc.results.csv
+
+  # ... then finish it from its checkpoint, beside the results
+  acgbulk resume oc.results.csv.checkpoint
+
+  # Also resend the batches that got no usable answer (same repeatability ids)
+  acgbulk resume oc.results.csv.checkpoint --retry-failed
+";
+
 /// Finish a stopped or crashed import or delete from its checkpoint
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = RESUME_EXAMPLES)]
 pub struct Args {
     /// The checkpoint the run wrote (RESULTS.checkpoint)
     pub checkpoint: PathBuf,
