@@ -46,7 +46,7 @@ Examples:
 
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = ACS_SEARCH_EXAMPLES)]
-#[command(mut_arg("output", |a| a.help("Write the results CSV here instead of standard output")))]
+#[command(mut_arg("output", |a| a.help("Write the results CSV here instead of standard output (`-` is standard output)")))]
 #[command(mut_arg("json", |a| a.requires("output")))]
 pub struct SearchArgs {
     /// Country to search (ISO 3166 two letters, e.g. US)
@@ -324,8 +324,17 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
         Ok(specs) => specs,
         Err(status) => return Ok(status),
     };
+    // `-o -` is standard output, as when -o is not given.
+    let file = args
+        .output
+        .output
+        .as_deref()
+        .filter(|path| *path != std::path::Path::new("-"));
+    if file.is_none() && args.summary.json {
+        anyhow::bail!("--json and the results CSV cannot both go to standard output: give -o FILE");
+    }
     let connected = args.connection.connect().await?;
-    let output: Box<dyn std::io::Write> = match &args.output.output {
+    let output: Box<dyn std::io::Write> = match file {
         Some(path) => Box::new(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create the results file {}", path.display()))?,
@@ -360,7 +369,7 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
     if args.summary.json {
         ui::print_json(&summary)?;
     }
-    print_search_summary(&summary, args.output.output.as_deref());
+    print_search_summary(&summary, file);
     Ok(if summary.stopped {
         Status::Stopped
     } else if summary.partial + summary.failed > 0 {
