@@ -29,6 +29,8 @@ const COMMANDS: &[&[&str]] = &[
     &["acs", "purchase"],
     &["emulator"],
     &["sample"],
+    &["completions"],
+    &["man"],
 ];
 
 /// The subcommand names a `--help` lists under "Commands:".

@@ -36,7 +36,21 @@ pub enum ModeArg {
     Upsert,
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const ACCOUNTS_IMPORT_EXAMPLES: &str = "\
+Examples:
+  # Create an account from a sheet with a name column (and any others)
+  echo 'name,correlationId' > new.csv
+  echo 'lab-trial,crm-0042' >> new.csv
+  acgbulk accounts import new.csv --mode create
+
+  # Update accounts from an edited export (ETags guard each change)
+  acgbulk export accounts -o accounts.csv && grep -e '^name' -e '^contoso' accounts.csv > edited.csv
+  acgbulk accounts import edited.csv --mode update
+";
+
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = ACCOUNTS_IMPORT_EXAMPLES)]
 pub struct ImportArgs {
     /// The accounts sheet (CSV or a spreadsheet)
     pub input: PathBuf,
@@ -58,7 +72,20 @@ pub struct ImportArgs {
     pub connection: ConnectionArgs,
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const ACCOUNTS_DELETE_EXAMPLES: &str = "\
+Examples:
+  # Delete one account (created first, for the example)
+  echo 'name' > trial.csv && echo 'lab-trial' >> trial.csv
+  acgbulk accounts import trial.csv && acgbulk accounts delete trial.csv --results gone.csv
+
+  # An account that still has numbers is refused, row by row (exit 1)
+  acgbulk import samples/direct-routing.csv && echo name > full.csv && echo fabrikam >> full.csv \\
+    && acgbulk accounts delete full.csv
+";
+
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = ACCOUNTS_DELETE_EXAMPLES)]
 #[command(mut_arg("max_delete", |a| a.requires("with_numbers")))]
 pub struct DeleteArgs {
     /// A sheet with a `name` column (an accounts export will do)

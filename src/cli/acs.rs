@@ -32,8 +32,21 @@ pub enum Command {
     Purchase(Box<PurchaseArgs>),
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const ACS_SEARCH_EXAMPLES: &str = "\
+Examples:
+  # Three US numbers in area code 425, with ACS_CONNECTION_STRING set
+  acgbulk acs search --country US --type geographic --assignment person \\
+    --area-code 425 --quantity 3
+
+  # The same on an ACS emulator in this process, results to a file
+  acgbulk acs search --emulator --country US --type tollFree \\
+    --assignment application --quantity 2 -o found.csv
+";
+
 #[derive(clap::Args, Debug)]
-#[command(mut_arg("output", |a| a.help("Write the results CSV here instead of standard output")))]
+#[command(after_long_help = ACS_SEARCH_EXAMPLES)]
+#[command(mut_arg("output", |a| a.help("Write the results CSV here instead of standard output (`-` is standard output)")))]
 #[command(mut_arg("json", |a| a.requires("output")))]
 pub struct SearchArgs {
     /// Country to search (ISO 3166 two letters, e.g. US)
@@ -85,7 +98,23 @@ pub struct SearchArgs {
     pub connection: AcsConnectionArgs,
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const ACS_PURCHASE_EXAMPLES: &str = "\
+Examples:
+  # Search, then show what buying would cost; nothing is bought without --yes (exit 2)
+  acgbulk acs search --country US --type geographic --assignment person \\
+    --quantity 2 -o found.csv \\
+    && acgbulk acs purchase --search-id \"$(tail -n 1 found.csv | cut -d, -f2)\"
+
+  # Buy them (costs money)
+  acgbulk acs search --country US --type geographic --assignment person \\
+    --quantity 2 -o found.csv \\
+    && acgbulk acs purchase --yes \\
+    --search-id \"$(tail -n 1 found.csv | cut -d, -f2)\"
+";
+
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = ACS_PURCHASE_EXAMPLES)]
 pub struct PurchaseArgs {
     /// The search whose numbers to buy (repeat for several)
     #[arg(long = "search-id", value_name = "ID", required = true)]
@@ -291,8 +320,17 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
         Ok(specs) => specs,
         Err(status) => return Ok(status),
     };
+    // `-o -` is standard output, as when -o is not given.
+    let file = args
+        .output
+        .output
+        .as_deref()
+        .filter(|path| *path != std::path::Path::new("-"));
+    if file.is_none() && args.summary.json {
+        anyhow::bail!("--json and the results CSV cannot both go to standard output: give -o FILE");
+    }
     let connected = args.connection.connect().await?;
-    let output: Box<dyn std::io::Write> = match &args.output.output {
+    let output: Box<dyn std::io::Write> = match file {
         Some(path) => Box::new(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create the results file {}", path.display()))?,
@@ -333,7 +371,7 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
                 .then(|| acgbulk::runner::StopReason::Signal.to_string()),
         })?;
     }
-    print_search_summary(&summary, args.output.output.as_deref());
+    print_search_summary(&summary, file);
     Ok(if summary.stopped {
         Status::Stopped
     } else if summary.partial + summary.failed > 0 {

@@ -17,8 +17,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const EMULATOR_EXAMPLES: &str = "\
+Examples:
+  # An emulator for trials on a free port, its data kept in lab.json (runs until Ctrl-C)
+  acgbulk emulator --listen 127.0.0.1:0 --state lab.json
+
+  # Empty, and asking for tokens from its own token endpoint (runs until Ctrl-C)
+  acgbulk emulator --listen 127.0.0.1:0 --empty --auth entra \\
+    --client lab-app:lab-secret:Admin
+";
+
 /// Run a local emulator of the ACG Provisioning API
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = EMULATOR_EXAMPLES)]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port
     #[arg(long, default_value = "127.0.0.1:7171")]

@@ -32,9 +32,30 @@ pub enum FormatArg {
     Xlsx,
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const EXPORT_EXAMPLES: &str = "\
+Examples:
+  # Every number in the gateway in ACG_ENDPOINT, to CSV
+  acgbulk export numbers -o numbers.csv
+
+  # One account's numbers, to Excel
+  acgbulk export numbers --only-account contoso -o contoso.xlsx
+
+  # Accounts on standard output (no checkpoint: a stream cannot resume)
+  acgbulk export accounts -o - | head -n 3
+
+  # The demo data of an emulator in this process
+  acgbulk export civic-addresses --emulator -o civic.csv
+";
+
 /// Export numbers, accounts, RFIs or civic addresses to CSV or Excel
 #[derive(clap::Args, Debug)]
-#[command(mut_arg("output", |a| a.required(true)))]
+#[command(after_long_help = EXPORT_EXAMPLES)]
+#[command(mut_arg("output", |a| a.required(true).help(
+    "The output file: .xlsx for Excel, else CSV; `-` writes the CSV to standard output, \
+     when it is complete (such an export keeps no checkpoint beside it: stopped, it starts \
+     over when run again)"
+)))]
 #[command(mut_arg("only_account", |a| a.alias("account")))]
 pub struct Args {
     /// What to export
@@ -106,8 +127,45 @@ impl Args {
     }
 }
 
+/// Where an export to standard output is written first: a private
+/// directory, removed when the export ends however it ends. The journal
+/// and its checkpoint need a file, and nothing that cannot be taken back
+/// may go to a pipe, so the CSV is copied out only once it is complete.
+struct Spool(std::path::PathBuf);
+
+impl Spool {
+    fn new() -> anyhow::Result<Spool> {
+        let dir = std::env::temp_dir().join(format!("acgbulk-export-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir)
+            .with_context(|| format!("cannot create the spool directory {}", dir.display()))?;
+        Ok(Spool(dir))
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let options = args.options();
+    let mut options = args.options();
+    let to_stdout = args.output.required() == std::path::Path::new("-");
+    let spool = if to_stdout {
+        if options.format == Format::Xlsx {
+            anyhow::bail!("-o - writes CSV: an .xlsx export needs a file name");
+        }
+        if args.summary.json {
+            anyhow::bail!("--json and -o - both use standard output: give -o FILE");
+        }
+        let spool = Spool::new()?;
+        options.out = spool.0.join("export.csv");
+        options.checkpoint = super::flags::checkpoint_of(&options.out);
+        options.restart = true;
+        Some(spool)
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let connected = args.connection.connect(None).await?;
@@ -151,13 +209,28 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         let summary = match outcome {
             Ok(summary) => summary,
             // Every page before is in the file and the checkpoint.
-            Err(e) if e.unwritable().is_some() => {
+            Err(e) if e.unwritable().is_some() && spool.is_none() => {
                 return Ok(ui::stopped_to_continue(e.into(), &options.checkpoint));
             }
             Err(e) => return Err(e.into()),
         };
         if args.summary.json {
             ui::print_json(&summary)?;
+        }
+        let written_to = if spool.is_some() {
+            "standard output".to_owned()
+        } else {
+            summary.out.display().to_string()
+        };
+        if spool.is_some() && !summary.stopped {
+            let copied = std::fs::File::open(&options.out).and_then(|mut file| {
+                std::io::copy(&mut file, &mut std::io::stdout().lock()).map(drop)
+            });
+            match copied {
+                // A reader that stops early (`| head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("cannot write the export to standard output")?,
+            }
         }
         eprintln!(
             "{}{} {} {} to {} ({}, {}, {:.1} s)",
@@ -169,15 +242,20 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             },
             ui::thousands(summary.rows),
             summary.kind,
-            summary.out.display(),
+            written_to,
             ui::plural(summary.pages, "page", "pages"),
             ui::plural(summary.requests, "request", "requests"),
             summary.elapsed_seconds
         );
-        if summary.checkpoint_removed {
+        if summary.checkpoint_removed && spool.is_none() {
             eprintln!("  checkpoint: removed (the export finished; --keep-checkpoint keeps it)");
         }
-        Ok(if summary.stopped {
+        Ok(if summary.stopped && spool.is_some() {
+            eprintln!(
+                "nothing was written: an export to standard output starts over when run again"
+            );
+            Status::stopped(summary.stop_reason.as_ref())
+        } else if summary.stopped {
             eprintln!(
                 "run the same command again to continue from {}",
                 options.checkpoint.display()

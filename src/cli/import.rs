@@ -25,8 +25,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const IMPORT_EXAMPLES: &str = "\
+Examples:
+  # Try a sheet on an emulator in this process (demo accounts contoso, fabrikam, ...)
+  acgbulk import samples/operator-connect.csv --emulator
+
+  # Show the plan (accounts, numbers, batches) and send nothing
+  acgbulk import samples/mixed-ranges.csv --dry-run
+
+  # Into the gateway in ACG_ENDPOINT, with its results file named
+  acgbulk import samples/direct-routing.csv --results direct-routing.results.csv
+
+  # A sheet on standard input (kept as RESULTS.input.csv, so the run can resume)
+  cat samples/operator-connect.csv | acgbulk import - --results piped.results.csv
+";
+
 /// Load a sheet of numbers into the gateway at the rate limit
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = IMPORT_EXAMPLES)]
 pub struct Args {
     /// The sheet: CSV (`-` for standard input), .xlsx, .xlsm, .xlsb, .xls or .ods
     pub input: PathBuf,
@@ -53,12 +70,26 @@ pub struct Args {
     pub connection: ConnectionArgs,
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const DELETE_EXAMPLES: &str = "\
+Examples:
+  # See what a delete would release, and send nothing
+  acgbulk delete samples/direct-routing.csv --dry-run
+
+  # Refused: the sheet has 15 numbers, over the limit of 10 (exit 2)
+  acgbulk delete samples/direct-routing.csv --max-delete 10
+
+  # Release the numbers of a sheet from the gateway in ACG_ENDPOINT
+  acgbulk delete samples/direct-routing.csv --results released.csv
+";
+
 /// Release the numbers of a sheet from the gateway at the rate limit
 ///
 /// The same engine as import, with :deleteNumbers; the sheet needs only
 /// telephoneNumber and accountName (or --default-account), and only the
 /// numbers are checked, not the services.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = DELETE_EXAMPLES)]
 pub struct DeleteArgs {
     /// The sheet: CSV (`-` for standard input), .xlsx, .xlsm, .xlsb, .xls or .ods
     pub input: PathBuf,

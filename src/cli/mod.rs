@@ -7,6 +7,7 @@
 
 mod accounts;
 mod acs;
+mod completions;
 mod connect;
 mod emulator;
 mod export;
@@ -14,6 +15,7 @@ mod flags;
 mod guard;
 mod import;
 mod job;
+mod man;
 mod reconcile;
 mod resume;
 mod rfis;
@@ -71,8 +73,51 @@ pub fn stop_on_signal(
     (acgbulk::runner::Stop::new(token), signals)
 }
 
+/// The examples at the end of `acgbulk --help`: a first day, then a
+/// daily routine; each is run by tests/help_examples.rs.
+const EXAMPLES: &str = "\
+Examples:
+  # Check a sheet offline (exit 1: this one has mistakes)
+  acgbulk validate samples/mistakes.csv
+
+  # Try an import on an emulator in this process, and export what it holds
+  acgbulk import samples/operator-connect.csv --emulator \\
+    --emulator-state lab.json \\
+    && acgbulk export numbers --emulator --emulator-state lab.json -o lab.csv
+
+  # Into the gateway in ACG_ENDPOINT (credentials from the environment)
+  acgbulk import samples/direct-routing.csv
+
+  # Every morning: does the gateway still match the sheet?
+  acgbulk reconcile samples/direct-routing.csv --live -o drift
+";
+
+const ACCOUNTS_EXAMPLES: &str = "\
+Examples:
+  # Create an account from a sheet with a name column (and any others)
+  echo 'name,correlationId' > new.csv
+  echo 'lab-trial,crm-0042' >> new.csv
+  acgbulk accounts import new.csv --mode create
+";
+
+const RFIS_EXAMPLES: &str = "\
+Examples:
+  # Record a signed agreement
+  echo 'tenantId,customerRelationship_status' > signed.csv
+  echo '7e4a0002-0000-4000-8000-000000000002,agreementSigned' >> signed.csv
+  acgbulk rfis update signed.csv
+";
+
+const ACS_EXAMPLES: &str = "\
+Examples:
+  # Search an ACS emulator in this process for two numbers
+  acgbulk acs search --emulator --country US --type geographic \\
+    --assignment person --quantity 2
+";
+
 #[derive(Parser)]
 #[command(
+    after_long_help = EXAMPLES,
     name = "acgbulk",
     version,
     about = "Bulk provisioning of phone numbers into Azure Communications Gateway",
@@ -101,16 +146,18 @@ enum Command {
     Export(Box<export::Args>),
     Reconcile(Box<reconcile::Args>),
     /// Create, update or delete accounts in bulk
-    #[command(subcommand)]
+    #[command(subcommand, after_long_help = ACCOUNTS_EXAMPLES)]
     Accounts(Box<accounts::Command>),
     /// Update Requests for Information in bulk
-    #[command(subcommand)]
+    #[command(subcommand, after_long_help = RFIS_EXAMPLES)]
     Rfis(Box<rfis::Command>),
     /// Search Azure Communication Services for numbers to buy, and buy them
-    #[command(subcommand)]
+    #[command(subcommand, after_long_help = ACS_EXAMPLES)]
     Acs(Box<acs::Command>),
     Emulator(Box<emulator::Args>),
     Sample(sample::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -136,6 +183,8 @@ pub fn main() -> ExitCode {
         Command::Acs(command) => acs::run(*command),
         Command::Emulator(args) => emulator::run(*args),
         Command::Sample(args) => sample::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     let status = match result {
         Ok(status) => status,

@@ -25,8 +25,23 @@ use acgbulk::validate::RuleOptions;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const RECONCILE_EXAMPLES: &str = "\
+Examples:
+  # Compare a sheet with the gateway in ACG_ENDPOINT; exit 1 while they differ (exit 1)
+  acgbulk reconcile samples/operator-connect.csv --live -o drift
+
+  # Put the gateway right: upsert what is missing or different
+  acgbulk reconcile samples/operator-connect.csv --live -o drift --apply
+
+  # Compare with an export instead of the live gateway
+  acgbulk export numbers -o actual.csv \\
+    && acgbulk reconcile samples/operator-connect.csv --actual actual.csv -o offline
+";
+
 /// Compare a desired sheet with what is provisioned, and list or apply the difference
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = RECONCILE_EXAMPLES)]
 #[command(mut_arg("output", |a| a
     .required(true)
     .value_name("DIR")

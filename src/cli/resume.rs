@@ -25,6 +25,19 @@ use anyhow::{bail, Context};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const RESUME_EXAMPLES: &str = "\
+Examples:
+  # A run stopped by Ctrl-C, a crash or an outage: run the import ...
+  acgbulk import samples/operator-connect.csv --results oc.results.csv
+
+  # ... then finish it: give its checkpoint, its results file or its sheet
+  acgbulk resume oc.results.csv
+
+  # Also resend the batches that got no usable answer (same repeatability ids)
+  acgbulk resume oc.results.csv.checkpoint --retry-failed
+";
+
 /// Finish a stopped or crashed import or delete from its checkpoint
 ///
 /// Give the checkpoint (RESULTS.checkpoint), the results file or the input
@@ -34,6 +47,7 @@ use std::path::{Path, PathBuf};
 /// what the checkpoint did not keep); credentials come from the environment
 /// (or their files), as for the run itself.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = RESUME_EXAMPLES)]
 pub struct Args {
     /// The run's checkpoint, its results file, or its input sheet
     #[arg(value_name = "CHECKPOINT|RESULTS|SHEET")]

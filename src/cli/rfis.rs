@@ -22,7 +22,21 @@ pub enum Command {
     Update(UpdateArgs),
 }
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const RFIS_UPDATE_EXAMPLES: &str = "\
+Examples:
+  # Record a signed agreement: a sheet of tenantId and the new relationship
+  echo 'tenantId,customerRelationship_status,customerRelationship_comment' > signed.csv
+  echo '7e4a0002-0000-4000-8000-000000000002,agreementSigned,on the phone' >> signed.csv
+  acgbulk rfis update signed.csv
+
+  # Export the RFIs, edit the relationship columns, and send them back
+  # (exit 1: one demo RFI has no relationship status, and is reported invalid)
+  acgbulk export rfis -o rfis.csv && acgbulk rfis update rfis.csv
+";
+
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = RFIS_UPDATE_EXAMPLES)]
 pub struct UpdateArgs {
     /// The sheet (CSV or a spreadsheet)
     pub input: PathBuf,

@@ -9,8 +9,22 @@ use super::Status;
 use acgbulk::sample::{self, SampleOptions};
 use anyhow::Context;
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const SAMPLE_EXAMPLES: &str = "\
+Examples:
+  # A 100-row trial sheet
+  acgbulk sample --rows 100 -o trial.csv
+
+  # A workbook whose numbers are numeric cells, as Excel makes them
+  acgbulk sample --rows 50 -o trial.xlsx --numeric-cells
+
+  # A sheet without mistakes, straight into validate
+  acgbulk sample --rows 200 --mistakes 0 -o - | acgbulk validate - --report -
+";
+
 /// Write a realistic number sheet of any size (for trials and benchmarks)
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = SAMPLE_EXAMPLES)]
 #[command(mut_arg("output", |a| a
     .required(true)
     .help("Output file: .xlsx for a spreadsheet, else CSV; `-` for standard output")))]

@@ -13,8 +13,23 @@ use acgbulk::validate::{self, Finding};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
+/// The examples at the end of `--help`, each run by tests/help_examples.rs.
+pub const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  # Check a sheet offline; this one has mistakes, so it exits 1 (exit 1)
+  acgbulk validate samples/mistakes.csv
+
+  # Repair what can be repaired and write the numbers as they would be sent (exit 1)
+  acgbulk validate samples/mistakes.csv --normalize --default-country GB \\
+    --write-clean clean.csv
+
+  # A sheet on standard input, the report on standard output
+  cat samples/operator-connect.csv | acgbulk validate - --report -
+";
+
 /// Check a sheet of numbers offline and report every bad row
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = VALIDATE_EXAMPLES)]
 pub struct Args {
     /// The sheet: CSV (`-` for standard input), .xlsx, .xlsm, .xlsb, .xls or .ods
     pub input: PathBuf,
