@@ -29,6 +29,8 @@ const COMMANDS: &[&[&str]] = &[
     &["acs", "purchase"],
     &["emulator"],
     &["sample"],
+    &["config"],
+    &["config", "show"],
 ];
 
 /// The subcommand names a `--help` lists under "Commands:".

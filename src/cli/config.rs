@@ -10,9 +10,10 @@ use serde_json::{json, Map, Value};
 /// Look at the configuration
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Print the effective connection settings and the source of each:
-    /// flag, env NAME, profile NAME (FILE) or default; secrets only as
-    /// set (hidden)
+    /// Print the effective connection settings and the source of each
+    ///
+    /// The source is flag, env NAME, profile NAME (FILE) or default;
+    /// secrets show only as set (hidden) or not set.
     Show(Box<ShowArgs>),
 }
 
