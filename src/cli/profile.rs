@@ -276,19 +276,57 @@ pub fn under_kept(kept: &Settings) -> Settings {
         return kept.clone();
     };
     active.used.store(true, Ordering::SeqCst);
-    let mut merged = active
-        .profile
-        .as_ref()
-        .map(|profile| profile.settings.clone())
-        .unwrap_or_default();
+    match &active.profile {
+        Some(profile) => kept_over(&profile.settings, kept),
+        None => kept.clone(),
+    }
+}
+
+fn kept_over(profile: &Settings, kept: &Settings) -> Settings {
+    let mut merged = profile.clone();
     merged.extend(kept.iter().map(|(k, v)| (k.clone(), v.clone())));
     merged
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{kept_over, parse};
+    use crate::cli::flags::{resolve, RateLimit};
+    use clap::{CommandFactory, FromArgMatches};
     use std::path::Path;
+
+    #[test]
+    fn a_resume_takes_a_flag_then_the_checkpoint_then_the_profile() {
+        let profile = &parse(
+            "[profiles.p]\nrate_limit = 300\ntenant_id = \"tenant-profile\"\npage_size = 7\n\
+             client_id = \"client-profile\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap()[0]
+            .1;
+        let kept: acgbulk::runner::Settings = [
+            ("rate_limit".to_owned(), 600.into()),
+            ("tenant_id".to_owned(), "tenant-kept".into()),
+        ]
+        .into_iter()
+        .collect();
+        let matches = crate::cli::Cli::command()
+            .try_get_matches_from(["acgbulk", "resume", "x.checkpoint", "--client-id", "flag"])
+            .unwrap();
+        let given = matches.subcommand().unwrap().1.clone();
+        let args = crate::cli::resume::Args::from_arg_matches(&given).unwrap();
+        let connection = resolve(&args.connection, &kept_over(profile, &kept), &given);
+        assert_eq!(connection.transport.rate_limit, RateLimit(Some(600)));
+        assert_eq!(connection.auth.tenant_id.as_deref(), Some("tenant-kept"));
+        assert_eq!(connection.auth.client_id.as_deref(), Some("flag"));
+        // Not kept (an older checkpoint): the profile's.
+        let connection = resolve(
+            &args.connection,
+            &kept_over(profile, &Default::default()),
+            &given,
+        );
+        assert_eq!(connection.transport.rate_limit, RateLimit(Some(300)));
+    }
 
     #[test]
     fn profiles_hold_the_connection_keys_as_the_flags_do() {
