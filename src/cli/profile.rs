@@ -155,9 +155,12 @@ pub fn parse(text: &str, file: &Path) -> anyhow::Result<Vec<(String, Settings)>>
 /// Why `key = value` is a secret, if it is.
 fn secret(key: &str, value: &toml::Value) -> Option<&'static str> {
     let lower = key.to_ascii_lowercase();
+    // A `*_file` key names where a secret is, not the secret (and is not a
+    // profile key either: it is refused as unknown).
+    let names_a_secret =
+        (lower.contains("secret") || lower.contains("password")) && !lower.ends_with("_file");
     if ["client_secret", "token", "access_key", "password"].contains(&lower.as_str())
-        || lower.contains("secret")
-        || lower.contains("password")
+        || names_a_secret
     {
         return Some("this is a secret");
     }
