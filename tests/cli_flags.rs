@@ -31,6 +31,8 @@ const COMMANDS: &[&[&str]] = &[
     &["sample"],
     &["completions"],
     &["man"],
+    &["config"],
+    &["config", "show"],
 ];
 
 /// The subcommand names a `--help` lists under "Commands:".

@@ -137,6 +137,12 @@ impl ConnectionArgs {
     /// Connects to `--endpoint`, or to `fallback` (a checkpoint's endpoint),
     /// or starts the in-process emulator. Call inside the runtime.
     pub async fn connect(&self, fallback: Option<&str>) -> anyhow::Result<Connected> {
+        // Every command that talks to the API gets the profile here.
+        super::profile::apply(self).connect_as_given(fallback).await
+    }
+
+    /// [`Self::connect`] with these settings as they are (the profile applied).
+    async fn connect_as_given(&self, fallback: Option<&str>) -> anyhow::Result<Connected> {
         let (endpoint, emulator) = if self.emulator {
             let emulator = Emulator::start(EmulatorConfig {
                 state: self.emulator_state.clone(),
@@ -158,7 +164,7 @@ impl ConnectionArgs {
                     format!("the checkpoint's endpoint '{recorded}' is not a URL")
                 })?,
                 (None, None) => {
-                    bail!("no endpoint: give --endpoint URL (or ACG_ENDPOINT), or --emulator")
+                    bail!("no endpoint: give --endpoint URL (or ACG_ENDPOINT, or a --profile with an endpoint), or --emulator")
                 }
             };
             (endpoint, None)

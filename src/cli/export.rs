@@ -115,7 +115,7 @@ impl Args {
             checkpoint: super::flags::checkpoint_of(&out),
             out,
             format,
-            page_size: self.page.page_size,
+            page_size: super::profile::apply(&self.page).page_size,
             restart: self.restart.restart,
             keep_checkpoint: self.keep.keep_checkpoint,
             settings: {

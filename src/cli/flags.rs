@@ -451,7 +451,7 @@ pub struct SendArgs {
 }
 
 /// Items per page of a listing.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
 pub struct PageArgs {
     /// Items per page asked of the service when listing (it may give fewer)
     #[arg(long, value_name = "N", default_value_t = defaults::PAGE_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), help_heading = "Run")]

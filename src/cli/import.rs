@@ -233,7 +233,8 @@ impl Job {
             write_clean: send.clean.write_clean,
             json: summary.json,
             settings: RunSettings {
-                connection,
+                // The profile's values are kept in the checkpoint like the flags'.
+                connection: super::profile::apply(&connection),
                 concurrency: send.run.concurrency,
                 stop: send.stop,
                 sync,

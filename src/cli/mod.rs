@@ -8,6 +8,7 @@
 mod accounts;
 mod acs;
 mod completions;
+mod config;
 mod connect;
 mod emulator;
 mod export;
@@ -16,6 +17,7 @@ mod guard;
 mod import;
 mod job;
 mod man;
+mod profile;
 mod reconcile;
 mod resume;
 mod rfis;
@@ -133,6 +135,16 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// Take the connection settings not given as flags or in the
+    /// environment from this profile of the config file (README "Profiles")
+    #[arg(long, env = "ACGBULK_PROFILE", value_name = "NAME", global = true)]
+    profile: Option<String>,
+
+    /// The config file holding the profiles [default:
+    /// $XDG_CONFIG_HOME/acgbulk/config.toml, else ~/.config/acgbulk/config.toml]
+    #[arg(long, env = "ACGBULK_CONFIG", value_name = "FILE", global = true)]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -158,6 +170,9 @@ enum Command {
     Sample(sample::Args),
     Completions(completions::Args),
     Man(man::Args),
+    /// Show the effective connection settings (profiles, environment, flags)
+    #[command(subcommand, after_long_help = config::CONFIG_EXAMPLES)]
+    Config(Box<config::Command>),
 }
 
 pub fn main() -> ExitCode {
@@ -171,7 +186,37 @@ pub fn main() -> ExitCode {
         .unwrap_or_default();
     ui::init_logging(cli.verbose);
     ui::init_output(output_settings(&matches));
-    let result = match cli.command {
+    let result = profile::load(cli.profile.as_deref(), cli.config.as_deref()).and_then(|chosen| {
+        profile::install(chosen, leaf_of(&matches).clone());
+        run(cli.command, given, &matches)
+    });
+    let status = match result {
+        Ok(status) => status,
+        Err(error) => {
+            ui::print_error(&error);
+            ui::json_error(format!("{error:#}"));
+            Status::Fatal
+        }
+    };
+    ui::finish_json(status as u8);
+    ExitCode::from(status as u8)
+}
+
+/// The deepest subcommand's matches: they say which of its flags were given.
+fn leaf_of(matches: &clap::ArgMatches) -> &clap::ArgMatches {
+    let mut leaf = matches;
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    leaf
+}
+
+fn run(
+    command: Command,
+    given: clap::ArgMatches,
+    matches: &clap::ArgMatches,
+) -> anyhow::Result<Status> {
+    match command {
         Command::Validate(args) => validate::run(args),
         Command::Import(args) => import::run(args.job(given)),
         Command::Delete(args) => import::run(args.job(given)),
@@ -185,17 +230,8 @@ pub fn main() -> ExitCode {
         Command::Sample(args) => sample::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
-    };
-    let status = match result {
-        Ok(status) => status,
-        Err(error) => {
-            ui::print_error(&error);
-            ui::json_error(format!("{error:#}"));
-            Status::Fatal
-        }
-    };
-    ui::finish_json(status as u8);
-    ExitCode::from(status as u8)
+        Command::Config(command) => config::run(*command, leaf_of(matches)),
+    }
 }
 
 /// The command as typed (`accounts import`) and its `--json` and

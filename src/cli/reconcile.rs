@@ -222,7 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                     let client = &connected.as_ref().expect("--live connects").client;
                     let (_tx, mut stop) = tokio::sync::watch::channel(false);
                     let bar3 = bar.clone();
-                    reconcile::live_side(client, &args.only.only_account, args.page.page_size, &mut interner, &mut stop, &mut move |n| bar3.set_position(n)).await?
+                    reconcile::live_side(client, &args.only.only_account, super::profile::apply(&args.page).page_size, &mut interner, &mut stop, &mut move |n| bar3.set_position(n)).await?
                 }
             };
             (desired, actual, interner)

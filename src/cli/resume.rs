@@ -275,7 +275,10 @@ pub async fn continue_run(
         retry_failed,
         json,
     } = run;
-    let settings = flags.resolve(&header.kept_settings(), matches);
+    let settings = flags.resolve(
+        &super::profile::under_kept(&header.kept_settings()),
+        matches,
+    );
     let path = checkpoint.path().to_owned();
     let base = engine::options_from_header(&header, &path);
     let sync = settings.sync.as_ref();
