@@ -255,6 +255,20 @@ fn the_same_import_or_delete_again_continues_and_a_changed_input_is_refused() {
     let run = common::run(dir.path(), &[&args[..], &["--batch-size", "20"]].concat());
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--batch-size"), "{}", run.stderr);
+    // Another gateway (a lab run, then the same command for production):
+    // refused before connecting, so what the first gateway answered is
+    // never taken as done on the second.
+    let elsewhere: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == url { "http://127.0.0.1:9" } else { a })
+        .collect();
+    let run = common::run(dir.path(), &elsewhere);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("endpoint") && run.stderr.contains("--restart"),
+        "{}",
+        run.stderr
+    );
     args.push("--restart");
     let run = common::run(dir.path(), &args);
     assert_eq!(run.code, 0, "{}", run.stderr);

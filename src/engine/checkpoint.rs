@@ -120,6 +120,9 @@ impl checkpoint::Header for Header {
     /// ([`super::continue_prepared`]).
     fn differs_from(&self, this_run: &Self) -> Option<Mismatch> {
         Mismatch::setting("action", &self.action, &this_run.action)
+            // The same command against another gateway must not take what
+            // this one answered as done there (`resume --endpoint` may).
+            .or_else(|| Mismatch::setting("endpoint", &self.endpoint, &this_run.endpoint))
             .or_else(|| Mismatch::setting("input", &self.input, &this_run.input))
             .or_else(|| {
                 (self.fingerprint != this_run.fingerprint).then(|| Mismatch::Input {
