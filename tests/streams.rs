@@ -106,3 +106,24 @@ fn import_reads_stdin_and_keeps_it_beside_the_results_for_resume() {
     assert_eq!(kept, sheet);
     assert!(!dir.path().join("-").exists());
 }
+
+#[test]
+fn write_clean_to_dash_writes_the_clean_sheet_to_stdout() {
+    let dir = tempdir();
+    let sheet = samples().join("operator-connect.csv");
+    let sheet = sheet.to_str().unwrap();
+    let out = common::run(dir.path(), &["validate", sheet, "--write-clean", "-"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 21, "a heading and 20 numbers: {}", out.stdout);
+    assert!(lines[0].contains("telephoneNumber"), "{}", lines[0]);
+    assert!(lines[1].starts_with('+'), "{}", lines[1]);
+    assert!(!dir.path().join("-").exists());
+    // Two outputs on standard output would mix: refused.
+    let out = common::run(
+        dir.path(),
+        &["validate", sheet, "--write-clean", "-", "--json"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--write-clean -"), "{}", out.stderr);
+}

@@ -237,7 +237,8 @@ impl ReportArgs {
 pub struct CleanArgs {
     /// Also write the valid numbers exactly as they would be sent: one row
     /// per number after ranges, canonical numbers and values, in the
-    /// portal's column format (review it, then import it as it is)
+    /// portal's column format (review it, then import it as it is); `-`
+    /// writes them to standard output
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub write_clean: Option<PathBuf>,
 }

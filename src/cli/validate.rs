@@ -60,6 +60,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             "--json and --report - both write to standard output: give --report FILE with --json"
         );
     }
+    if args.clean.write_clean.as_deref() == Some(Path::new("-"))
+        && (args.summary.json || report == Path::new("-"))
+    {
+        anyhow::bail!(
+            "--write-clean - writes to standard output, as --json and --report - do: give one of them a FILE"
+        );
+    }
     let bar = ui::bar(None, "rows");
     let outcome = validate::validate_file(
         &args.input,

@@ -42,7 +42,7 @@ pub fn write_clean(
     let mut reader = RowReader::open(input, options, header.clone())?;
     let mut read_error = None;
     let mut written = 0;
-    let outcome = crate::durable::replace(path, |out| {
+    let mut fill = |out: &mut dyn io::Write| -> io::Result<()> {
         let mut csv = crate::csvconf::writer(out);
         csv.write_record(sheet_headings())?;
         // Entries of one row (a range) are consecutive: read it once.
@@ -74,7 +74,13 @@ pub fn write_clean(
             written += 1;
         }
         csv.flush()
-    });
+    };
+    // `-`: standard output, for a pipe; a file is replaced whole or not at all.
+    let outcome = if path == Path::new("-") {
+        fill(&mut io::stdout().lock())
+    } else {
+        crate::durable::replace(path, |out| fill(out))
+    };
     if let Some(error) = read_error {
         return Err(error.into());
     }
