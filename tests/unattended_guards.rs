@@ -8,7 +8,6 @@ mod common;
 
 use acgbulk::emulator::{EmulatorConfig, SeedSource};
 use common::{read_csv, Run, Server};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::path::Path;
 use std::time::Duration;
 
@@ -59,59 +58,8 @@ fn provision(dir: &Path, url: &str, rows: &[(String, &str, &str)]) {
 /// Parses `--json` output, refusing an object that has a key twice
 /// (serde_json would keep the last silently, as jq does).
 fn parse_unique(text: &str) -> serde_json::Value {
-    struct Unique(serde_json::Value);
-    struct UniqueVisitor;
-    impl<'de> Visitor<'de> for UniqueVisitor {
-        type Value = Unique;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("JSON")
-        }
-        fn visit_bool<E>(self, v: bool) -> Result<Unique, E> {
-            Ok(Unique(v.into()))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Unique, E> {
-            Ok(Unique(v.into()))
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Unique, E> {
-            Ok(Unique(v.into()))
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<Unique, E> {
-            Ok(Unique(v.into()))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Unique, E> {
-            Ok(Unique(v.into()))
-        }
-        fn visit_unit<E>(self) -> Result<Unique, E> {
-            Ok(Unique(serde_json::Value::Null))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
-            let mut items = Vec::new();
-            while let Some(Unique(item)) = seq.next_element()? {
-                items.push(item);
-            }
-            Ok(Unique(items.into()))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
-            let mut object = serde_json::Map::new();
-            while let Some(key) = map.next_key::<String>()? {
-                let Unique(value) = map.next_value()?;
-                if object.insert(key.clone(), value).is_some() {
-                    return Err(de::Error::custom(format!("duplicate key {key:?}")));
-                }
-            }
-            Ok(Unique(object.into()))
-        }
-    }
-    impl<'de> Deserialize<'de> for Unique {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
-            d.deserialize_any(UniqueVisitor)
-        }
-    }
-    let mut json = serde_json::Deserializer::from_str(text);
-    let Unique(value) = Unique::deserialize(&mut json)
-        .unwrap_or_else(|e| panic!("not one object with unique keys ({e}): {text}"));
-    json.end().unwrap();
-    value
+    common::parse_strict(text)
+        .unwrap_or_else(|e| panic!("not one object with unique keys ({e}): {text}"))
 }
 
 #[test]
