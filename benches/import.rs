@@ -189,6 +189,9 @@ fn main() {
         "16",
         "--results",
         results.to_str().unwrap(),
+        // Part 4 cuts this run's checkpoint back; a finished run removes
+        // it unless told to keep it.
+        "--keep-checkpoint",
         "--json",
     ]);
     assert_eq!(summary["ok"], 1_000_000);
