@@ -17,12 +17,7 @@ use std::time::{Duration, Instant};
 const KEY: &str = "YW4gZW11bGF0b3IgYWNjZXNzIGtleSwgMzIgYnl0ZXM=";
 
 fn quick() -> EmulatorConfig {
-    EmulatorConfig {
-        rate_limit: None,
-        sync_delay: Duration::from_secs(30),
-        seed: SeedSource::Demo,
-        ..EmulatorConfig::default()
-    }
+    common::unlimited_emulator(Duration::from_secs(30), SeedSource::Demo)
 }
 
 fn acg(dir: &Path, url: &str, args: &[&str]) -> Run {

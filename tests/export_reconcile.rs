@@ -15,12 +15,7 @@ use std::time::{Duration, Instant};
 const V: &str = "api-version=2024-02-29";
 
 fn quick() -> EmulatorConfig {
-    EmulatorConfig {
-        rate_limit: None,
-        sync_delay: Duration::from_millis(100),
-        seed: SeedSource::Demo,
-        ..EmulatorConfig::default()
-    }
+    common::unlimited_emulator(Duration::from_millis(100), SeedSource::Demo)
 }
 
 fn acg(dir: &Path, url: &str, args: &[&str]) -> Run {

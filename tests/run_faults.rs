@@ -6,7 +6,6 @@
 mod common;
 
 use acgbulk::emulator::{EmulatorConfig, Faults, SeedSource};
-use acgbulk::sample::{self, SampleOptions};
 use common::{read_csv, Run, Server};
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -15,31 +14,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn quick() -> EmulatorConfig {
-    EmulatorConfig {
-        rate_limit: None,
-        sync_delay: Duration::from_millis(200),
-        seed: SeedSource::Demo,
-        ..EmulatorConfig::default()
-    }
+    common::unlimited_emulator(Duration::from_millis(200), SeedSource::Demo)
 }
 
-/// A clean sheet of `rows` single numbers over `accounts` demo accounts.
 fn sheet(dir: &Path, name: &str, rows: u64, accounts: usize) -> PathBuf {
-    let path = dir.join(name);
-    let file = std::fs::File::create(&path).unwrap();
-    sample::write_csv(
-        file,
-        SampleOptions {
-            rows,
-            seed: 11,
-            accounts,
-            mistakes: 0.0,
-            ranges: 0.0,
-            range_size: 1,
-        },
-    )
-    .unwrap();
-    path
+    common::clean_sheet(dir, name, rows, accounts, 11)
 }
 
 fn sheet_numbers(path: &Path) -> BTreeMap<u64, String> {

@@ -12,12 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 fn quick() -> EmulatorConfig {
-    EmulatorConfig {
-        rate_limit: None,
-        sync_delay: Duration::from_millis(100),
-        seed: SeedSource::Demo,
-        ..EmulatorConfig::default()
-    }
+    common::unlimited_emulator(Duration::from_millis(100), SeedSource::Demo)
 }
 
 fn acg(dir: &Path, url: &str, args: &[&str]) -> Run {

@@ -100,6 +100,41 @@ pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary directory")
 }
 
+/// An emulator without a rate limit, seeded as `seed`, that reports a
+/// number's backend sync after `sync_delay`: the settings most tests differ
+/// in.
+pub fn unlimited_emulator(
+    sync_delay: std::time::Duration,
+    seed: acgbulk::emulator::SeedSource,
+) -> acgbulk::emulator::EmulatorConfig {
+    acgbulk::emulator::EmulatorConfig {
+        rate_limit: None,
+        sync_delay,
+        seed,
+        ..acgbulk::emulator::EmulatorConfig::default()
+    }
+}
+
+/// A clean generated sheet (`acgbulk sample`'s) of `rows` single numbers
+/// over `accounts` demo accounts, written to `dir/name`.
+pub fn clean_sheet(dir: &Path, name: &str, rows: u64, accounts: usize, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    acgbulk::sample::write_csv(
+        file,
+        acgbulk::sample::SampleOptions {
+            rows,
+            seed,
+            accounts,
+            mistakes: 0.0,
+            ranges: 0.0,
+            range_size: 1,
+        },
+    )
+    .unwrap();
+    path
+}
+
 /// An emulator on its own runtime, for tests that run the binary against
 /// it; stopped (its state saved) when dropped.
 pub struct Server {
