@@ -4,8 +4,7 @@
 mod common;
 
 use acgbulk::emulator::{EmulatorConfig, Faults, SeedSource};
-use common::{read_csv, Run, Server};
-use std::collections::BTreeMap;
+use common::{results, sheet_numbers, Run, Server};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,15 +48,6 @@ fn exact_sheet(dir: &Path, name: &str, counts: &[u64]) -> PathBuf {
     path
 }
 
-/// The numbers a sheet holds, with their accounts.
-fn sheet_numbers(path: &Path) -> BTreeMap<u64, String> {
-    read_csv(path)
-        .into_iter()
-        .skip(1)
-        .map(|r| (r[0][1..].parse().unwrap(), r[1].clone()))
-        .collect()
-}
-
 fn import(dir: &Path, url: &str, args: &[&str]) -> Run {
     let mut all = vec![
         "import",
@@ -70,15 +60,6 @@ fn import(dir: &Path, url: &str, args: &[&str]) -> Run {
     ];
     all.extend_from_slice(args);
     common::run(dir, &all)
-}
-
-fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let rows = read_csv(path);
-    let headings = rows[0].clone();
-    rows[1..]
-        .iter()
-        .map(|r| headings.iter().cloned().zip(r.iter().cloned()).collect())
-        .collect()
 }
 
 #[test]

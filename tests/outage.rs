@@ -7,9 +7,7 @@
 mod common;
 
 use acgbulk::emulator::{EmulatorConfig, IpNet, SeedSource};
-use acgbulk::sample::{self, SampleOptions};
-use common::{read_csv, Run, Server};
-use std::collections::BTreeMap;
+use common::{assert_exactly_once, results, Run, Server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,64 +30,7 @@ fn loopback() -> SocketAddr {
 
 /// A clean sheet of `rows` single numbers over the demo accounts.
 fn sheet(dir: &Path, rows: u64) -> PathBuf {
-    let path = dir.join("load.csv");
-    let file = std::fs::File::create(&path).unwrap();
-    sample::write_csv(
-        file,
-        SampleOptions {
-            rows,
-            seed: 12,
-            accounts: 3,
-            mistakes: 0.0,
-            ranges: 0.0,
-            range_size: 1,
-        },
-    )
-    .unwrap();
-    path
-}
-
-fn sheet_numbers(path: &Path) -> BTreeMap<u64, String> {
-    read_csv(path)
-        .into_iter()
-        .skip(1)
-        .map(|r| (r[0][1..].parse().unwrap(), r[1].clone()))
-        .collect()
-}
-
-fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let rows = read_csv(path);
-    let headings = rows[0].clone();
-    rows[1..]
-        .iter()
-        .map(|r| headings.iter().cloned().zip(r.iter().cloned()).collect())
-        .collect()
-}
-
-/// The emulator holds each number of `input` once, written once, and the
-/// results hold one `ok` line per number.
-fn assert_exactly_once(server: &Server, input: &Path, results_path: &Path) {
-    assert_eq!(server.numbers(), sheet_numbers(input));
-    let stats = server.stats();
-    assert_eq!(
-        stats.max_writes_per_number, 1,
-        "no write applied twice: {stats:?}"
-    );
-    let lines = results(results_path);
-    let expected = sheet_numbers(input).len();
-    assert_eq!(lines.len(), expected, "one line per number");
-    assert!(
-        lines.iter().all(|l| l["outcome"] == "ok"),
-        "every number ok: {:?}",
-        lines.iter().find(|l| l["outcome"] != "ok")
-    );
-    let mut numbers: Vec<&str> = lines
-        .iter()
-        .map(|l| l["telephoneNumber"].as_str())
-        .collect();
-    numbers.sort();
-    numbers.dedup();
-    assert_eq!(numbers.len(), expected, "each number once");
+    common::clean_sheet(dir, "load.csv", rows, 3, 12)
 }
 
 fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {

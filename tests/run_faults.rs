@@ -6,8 +6,7 @@
 mod common;
 
 use acgbulk::emulator::{EmulatorConfig, Faults, SeedSource};
-use common::{read_csv, Run, Server};
-use std::collections::BTreeMap;
+use common::{assert_exactly_once, read_csv, results, Run, Server};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,23 +18,6 @@ fn quick() -> EmulatorConfig {
 
 fn sheet(dir: &Path, name: &str, rows: u64, accounts: usize) -> PathBuf {
     common::clean_sheet(dir, name, rows, accounts, 11)
-}
-
-fn sheet_numbers(path: &Path) -> BTreeMap<u64, String> {
-    read_csv(path)
-        .into_iter()
-        .skip(1)
-        .map(|r| (r[0][1..].parse().unwrap(), r[1].clone()))
-        .collect()
-}
-
-fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let rows = read_csv(path);
-    let headings = rows[0].clone();
-    rows[1..]
-        .iter()
-        .map(|r| headings.iter().cloned().zip(r.iter().cloned()).collect())
-        .collect()
 }
 
 /// Where the disk runs out.
@@ -171,28 +153,6 @@ fn import_args<'a>(input: &'a str, url: &'a str, disk: &'a str) -> Vec<String> {
 
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
-}
-
-/// Checks that the emulator holds each number of `input` once, and that the
-/// results hold one `ok` line per number.
-fn assert_exactly_once(server: &Server, input: &Path, results_path: &Path) {
-    assert_eq!(server.numbers(), sheet_numbers(input));
-    let stats = server.stats();
-    assert_eq!(
-        stats.max_writes_per_number, 1,
-        "no write applied twice: {stats:?}"
-    );
-    let lines = results(results_path);
-    let expected = sheet_numbers(input).len();
-    assert_eq!(lines.len(), expected, "one line per number");
-    assert!(lines.iter().all(|l| l["outcome"] == "ok"));
-    let mut numbers: Vec<&str> = lines
-        .iter()
-        .map(|l| l["telephoneNumber"].as_str())
-        .collect();
-    numbers.sort();
-    numbers.dedup();
-    assert_eq!(numbers.len(), expected, "each number once");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! reading what it wrote.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -133,6 +134,52 @@ pub fn clean_sheet(dir: &Path, name: &str, rows: u64, accounts: usize, seed: u64
     )
     .unwrap();
     path
+}
+
+/// The numbers a sheet holds (its first column, E.164), with their
+/// accounts (its second).
+pub fn sheet_numbers(path: &Path) -> BTreeMap<u64, String> {
+    read_csv(path)
+        .into_iter()
+        .skip(1)
+        .map(|r| (r[0][1..].parse().unwrap(), r[1].clone()))
+        .collect()
+}
+
+/// A results file's lines, each a map from heading to value.
+pub fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let rows = read_csv(path);
+    let headings = rows[0].clone();
+    rows[1..]
+        .iter()
+        .map(|r| headings.iter().cloned().zip(r.iter().cloned()).collect())
+        .collect()
+}
+
+/// The emulator holds each number of `input` once, written once, and the
+/// results hold one `ok` line per number.
+pub fn assert_exactly_once(server: &Server, input: &Path, results_path: &Path) {
+    assert_eq!(server.numbers(), sheet_numbers(input));
+    let stats = server.stats();
+    assert_eq!(
+        stats.max_writes_per_number, 1,
+        "no write applied twice: {stats:?}"
+    );
+    let lines = results(results_path);
+    let expected = sheet_numbers(input).len();
+    assert_eq!(lines.len(), expected, "one line per number");
+    assert!(
+        lines.iter().all(|l| l["outcome"] == "ok"),
+        "every number ok: {:?}",
+        lines.iter().find(|l| l["outcome"] != "ok")
+    );
+    let mut numbers: Vec<&str> = lines
+        .iter()
+        .map(|l| l["telephoneNumber"].as_str())
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), expected, "each number once");
 }
 
 /// An emulator on its own runtime, for tests that run the binary against
