@@ -134,6 +134,27 @@ fn state_survives_a_restart() {
         .any(|e| e["id"] == "survives-restart"));
 }
 
+/// The `listening on` line is the emulator's promise that it is ready, so
+/// a SIGTERM sent the moment that line is read must stop it cleanly and
+/// save its state; before the signal handlers were installed ahead of that
+/// line, such a SIGTERM killed it outright (and CI once caught it).
+#[test]
+fn a_sigterm_as_soon_as_it_is_ready_still_saves_the_state() {
+    let dir = common::tempdir();
+    for attempt in 0..10 {
+        let state = dir.path().join(format!("state-{attempt}.json"));
+        let (child, _url) = spawn(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            state.to_str().unwrap(),
+            "--empty",
+        ]);
+        assert_eq!(terminate(child), 0, "attempt {attempt}: a clean stop");
+        assert!(state.exists(), "attempt {attempt}: the state is saved");
+    }
+}
+
 #[test]
 fn bad_options_exit_2_with_a_message() {
     let run = common::run(

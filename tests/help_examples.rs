@@ -240,9 +240,8 @@ fn run_examples(name: &str, examples: &[Example]) -> Vec<String> {
                 BufReader::new(child.stdout.take().unwrap())
                     .read_line(&mut first)
                     .unwrap();
-                // The line comes just before the signal handlers are set:
-                // give them a moment (a stop before then is not clean).
-                std::thread::sleep(Duration::from_millis(500));
+                // The handlers are set before that line: a stop sent the
+                // moment it is read is a clean one.
                 let pid = child.id() as libc::pid_t;
                 // SAFETY: a plain kill(2) of the child started just above.
                 unsafe { libc::kill(pid, libc::SIGINT) };

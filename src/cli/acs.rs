@@ -341,8 +341,9 @@ async fn search(args: SearchArgs) -> anyhow::Result<Status> {
     writer.write_record(search::COLUMNS)?;
     writer.flush()?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let requested = super::signal::StopSignals::listen();
     let signals = tokio::spawn(async move {
-        super::signal::stop_requested().await;
+        requested.requested().await;
         let _ = stop_tx.send(true);
     });
     let bar = ui::bar(Some(specs.len() as u64), "searches");

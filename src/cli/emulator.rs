@@ -346,6 +346,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let emulator = Emulator::start(args.options.config(args.listen)?).await?;
+        // Listening before the line that says the emulator is ready, so a
+        // SIGTERM sent the moment it is read still saves the state.
+        let stop = super::signal::StopSignals::listen();
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", emulator.url)?;
         stdout.flush()?;
@@ -369,7 +372,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             },
             emulator.url
         );
-        super::signal::stop_requested().await;
+        stop.requested().await;
         eprintln!("acgbulk emulator: stopping");
         emulator.stop().await?;
         anyhow::Ok(())

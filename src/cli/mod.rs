@@ -65,8 +65,9 @@ pub fn stop_on_signal(
 ) -> (acgbulk::runner::Stop, tokio::task::JoinHandle<()>) {
     let token = tokio_util::sync::CancellationToken::new();
     let cancel = token.clone();
+    let requested = signal::StopSignals::listen();
     let signals = tokio::spawn(async move {
-        signal::stop_requested().await;
+        requested.requested().await;
         if let Some(message) = message {
             eprintln!("{message}");
         }
