@@ -247,26 +247,9 @@ fn killed_runs_resume_exactly() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(started.elapsed() < Duration::from_secs(30));
-    let lines = results(&results_path);
-    assert_eq!(lines.len(), 4_000);
-    assert!(
-        lines.iter().all(|l| l["outcome"] == "ok"),
-        "every number ok after resuming"
-    );
-    let mut numbers: Vec<&str> = lines
-        .iter()
-        .map(|l| l["telephoneNumber"].as_str())
-        .collect();
-    numbers.sort();
-    numbers.dedup();
-    assert_eq!(numbers.len(), 4_000, "one line per number");
-    let stats = server.stats();
-    assert_eq!(server.numbers(), sheet_numbers(&input));
-    assert_eq!(
-        stats.max_writes_per_number, 1,
-        "no write applied twice: {stats:?}"
-    );
-    assert_eq!(stats.counters.writes_applied, 40);
+    assert_eq!(results(&results_path).len(), 4_000);
+    common::assert_exactly_once(&server, &input, &results_path);
+    assert_eq!(server.stats().counters.writes_applied, 40);
     // A finished run has nothing more to do.
     let run = Run::from(
         Command::new(common::bin())
